@@ -1,0 +1,33 @@
+"""casemgr: case management for accounts receivable, on BPMN."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from casemgr.config import load_config
+from casemgr.extensions import csrf, db, login_manager
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder="../templates",
+        static_folder="static",
+    )
+    app.config.from_mapping(load_config(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+
+    db.init_app(app)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+
+    from casemgr import models  # noqa: F401  (registers the tables)
+    from casemgr.cli import register_cli
+    from casemgr.web import register_web
+
+    register_web(app)
+    register_cli(app)
+    return app

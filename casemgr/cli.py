@@ -1,0 +1,96 @@
+"""Flask CLI commands (API.md, "Command line")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from casemgr.accounts import create_user, find_user, issue_token
+from casemgr.extensions import db
+from casemgr.models import ROLES
+
+users_cli = AppGroup("users", help="Manage users and API tokens.")
+timers_cli = AppGroup("timers", help="Wake cases whose timers are due.")
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create the schema and load every diagram in workflows/ as version 1 (idempotent)."""
+    from casemgr.setup import init_database
+
+    loaded = init_database()
+    click.echo(f"Database ready; loaded case types: {', '.join(loaded) if loaded else 'none new'}")
+
+
+@click.command("demo")
+def demo_command() -> None:
+    """Add demo users for every role and a sample ledger; print the logins."""
+    from casemgr.demo import DEMO_PASSWORD, load_demo
+
+    created = load_demo()
+    click.echo("Demo users (password for all: %s):" % DEMO_PASSWORD)
+    for username, roles in created:
+        click.echo(f"  {username:<10} {', '.join(roles)}")
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(list(ROLES)))
+@click.option("--password", required=True)
+@click.option("--display-name", default="")
+@click.option("--email", default=None)
+def users_create(name: str, roles: tuple[str, ...], password: str, display_name: str,
+                 email: str | None) -> None:
+    """Add a user with one or more roles."""
+    try:
+        create_user(name, list(roles), password, display_name=display_name, email=email)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"created {name} with roles {', '.join(roles)}")
+
+
+@users_cli.command("token")
+@click.argument("name")
+def users_token(name: str) -> None:
+    """Print a new API token for NAME (alone on the last line)."""
+    user = find_user(name)
+    if user is None:
+        raise click.ClickException(f"no user {name!r}")
+    token = issue_token(user)
+    db.session.commit()
+    click.echo(f"New API token for {name} (store it now; it is not shown again):")
+    click.echo(token)
+
+
+def _parse_moment(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO date or datetime") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@timers_cli.command("run")
+@click.option("--as-of", "as_of", default=None, help="ISO datetime (UTC unless it has a zone)")
+def timers_run(as_of: str | None) -> None:
+    """Wake every case with a timer due at that moment (default: now)."""
+    from casemgr.engine.cases import run_due_timers
+
+    advanced = run_due_timers(_parse_moment(as_of))
+    click.echo(f"advanced {advanced} case(s)")
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(init_db_command)
+    app.cli.add_command(demo_command)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(timers_cli)
+    from casemgr.ledger.commands import ledger_cli
+
+    app.cli.add_command(ledger_cli)

@@ -1,0 +1,38 @@
+"""Settings from the environment; SQLite in the instance folder by default."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def _default_secret(instance_path: str) -> str:
+    """Keep one random secret per instance so sessions survive restarts in dev."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    return key
+
+
+def load_config(instance_path: str) -> dict:
+    db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'casemgr.db'}"
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or _default_secret(instance_path),
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "WORKFLOWS_DIR": os.environ.get(
+            "CASEMGR_WORKFLOWS_DIR", str(Path(__file__).resolve().parent.parent / "workflows")
+        ),
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", ""),
+        "MAX_CONTENT_LENGTH": int(os.environ.get("CASEMGR_MAX_UPLOAD", 10 * 1024 * 1024)),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("CASEMGR_SECURE_COOKIES", "0") == "1",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "SCRIPT_TIME_LIMIT": float(os.environ.get("CASEMGR_SCRIPT_TIME_LIMIT", "1.0")),
+        "WTF_CSRF_TIME_LIMIT": None,
+    }

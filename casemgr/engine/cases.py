@@ -1,0 +1,378 @@
+"""The engine's operations: each one database transaction with the optimistic version check.
+
+start -> claim/unclaim/assign -> complete -> ... ; timers wake cases whose next_wake_at is due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy.orm.exc import StaleDataError
+from SpiffWorkflow import TaskState
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from casemgr import forms
+from casemgr.engine import access, clock
+from casemgr.engine.errors import CaseBroken, Conflict, Forbidden, Invalid, NotFound
+from casemgr.engine.indexing import sync_case
+from casemgr.engine.processes import parsed_for
+from casemgr.engine.step import StepContext, current_step
+from casemgr.engine.workflows import dump, find_task, jsonable, load, new_workflow
+from casemgr.extensions import db
+from casemgr.models import Case, CaseEvent, CaseType, TaskRecord, User
+
+
+def _commit_or_conflict(case_id: int | None, task_id: int | None = None) -> None:
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        raise Conflict(_conflict_message(task_id)) from None
+
+
+def _conflict_message(task_id: int | None) -> str:
+    if task_id is not None:
+        row = db.session.get(TaskRecord, task_id)
+        if row is not None and row.state != "open":
+            return _closed_message(row)
+        if row is not None and row.assignee is not None:
+            return f"this task was just claimed by {row.assignee.label}"
+    return "the case changed while you were working on it; reload and try again"
+
+
+def _closed_message(row: TaskRecord) -> str:
+    if row.state == "completed" and row.completed_by is not None:
+        return (f"this task was already completed by {row.completed_by.label} at "
+                f"{row.completed_at:%Y-%m-%d %H:%M} UTC")
+    return f"this task is no longer open ({row.state})"
+
+
+def _write_events(case: Case, ctx: StepContext) -> None:
+    for kind, detail in ctx.events:
+        db.session.add(CaseEvent(case=case, at=clock.now(), actor=ctx.actor_name, kind=kind,
+                                 detail=jsonable(detail)))
+    ctx.events.clear()
+
+
+def _advance(case: Case, actor: User | None, ctx: StepContext, act: Callable) -> None:
+    """Load the workflow, act on it, run to the next wait state, index and save it."""
+    parsed = parsed_for(case.process_version)
+    token = current_step.set(ctx)
+    try:
+        wf = load(case.workflow_json) if case.workflow_json else None
+        wf = act(wf, parsed) or wf
+        wf.do_engine_steps()
+        sync_case(case, wf, parsed, ctx)
+        case.workflow_json = dump(wf)
+    except SpiffWorkflowException as exc:
+        raise CaseBroken(_engine_failure(exc)) from None
+    finally:
+        current_step.reset(token)
+    _write_events(case, ctx)
+
+
+def _engine_failure(exc: SpiffWorkflowException) -> str:
+    task = getattr(exc, "task", None)
+    where = f" at {task.task_spec.bpmn_name or task.task_spec.bpmn_id}" if task else ""
+    return f"the process could not continue{where}: {exc}"
+
+
+# --- starting ---------------------------------------------------------------------------
+
+def start_case(case_type_key: str, data: dict | None, user: User) -> Case:
+    data = dict(data or {})
+    case_type = db.session.execute(
+        db.select(CaseType).filter_by(key=case_type_key)
+    ).scalar_one_or_none()
+    if case_type is None or case_type.latest() is None:
+        raise Invalid(f"unknown case type {case_type_key!r}",
+                      {"case_type": [f"unknown case type {case_type_key!r}"]})
+    if not access.can_start(user, case_type.key):
+        raise Forbidden(f"your roles may not start a {case_type.name} case")
+    version = case_type.latest()
+    parsed = parsed_for(version)
+    data = _checked_start_data(parsed.start_form, data)
+    case = Case(case_type=case_type, process_version=version, started_by=user, status="open",
+                data={}, workflow_json="", created_at=clock.now(), updated_at=clock.now())
+    db.session.add(case)
+    db.session.flush()
+    ctx = StepContext(case, user)
+    ctx.record("case_started", case_type=case_type.key, version=version.version,
+               data=jsonable(data))
+    try:
+        _advance(case, user, ctx, lambda _wf, p: new_workflow(p, data))
+        _assign_first_task_to_starter(case, user, ctx)
+        _write_events(case, ctx)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return case
+
+
+def _checked_start_data(start_form: str | None, data: dict) -> dict:
+    """Wrong values are a 422; missing ones are asked for by the first human task."""
+    form_cls = forms.get_form_class(start_form)
+    if form_cls is None:
+        return data
+    _clean, errors = forms.validate(form_cls, data, partial=True)
+    if errors:
+        raise Invalid("some values are not valid", errors)
+    full_clean, full_errors = forms.validate(form_cls, data)
+    merged = {**data, **full_clean}
+    if full_errors:
+        # Keep what was given as given; the intake task will ask for the rest.
+        merged = {**data, **{k: v for k, v in full_clean.items() if k in data}}
+    merged["intake_complete"] = not full_errors
+    return merged
+
+
+def _assign_first_task_to_starter(case: Case, user: User, ctx: StepContext) -> None:
+    """An incomplete intake goes back to whoever started the case, if they hold its role."""
+    open_tasks = [t for t in case.tasks if t.state == "open"]
+    if len(open_tasks) == 1 and not (case.data or {}).get("intake_complete", True):
+        task = open_tasks[0]
+        if task.role in user.role_keys:
+            task.assignee = user
+            ctx.record("task_assigned", task=task.name, title=task.title, to=user.username,
+                       reason="asked of the person who started the case")
+
+
+# --- claiming ---------------------------------------------------------------------------
+
+def get_task(task_id: int, user: User) -> TaskRecord:
+    row = db.session.get(TaskRecord, task_id)
+    if row is None:
+        raise NotFound(f"no task {task_id}")
+    if not access.can_see_task(user, row):
+        raise Forbidden("this task is not in your queues or cases")
+    return row
+
+
+def four_eyes_violation(row: TaskRecord, user: User) -> str | None:
+    if not row.four_eyes:
+        return None
+    done = db.session.execute(
+        db.select(TaskRecord).where(
+            TaskRecord.case_id == row.case_id,
+            TaskRecord.name.in_(row.four_eyes),
+            TaskRecord.state == "completed",
+            TaskRecord.completed_by_id == user.id,
+        )
+    ).scalars().first()
+    if done is None:
+        return None
+    return (f"four-eyes rule: you completed '{done.title}' on this case, so someone else "
+            "must complete this task")
+
+
+def _check_can_work(row: TaskRecord, user: User) -> None:
+    if row.role not in user.role_keys:
+        raise Forbidden(f"this task needs the {row.role} role")
+    problem = four_eyes_violation(row, user)
+    if problem:
+        raise Forbidden(problem)
+    if row.state != "open":
+        raise Conflict(_closed_message(row))
+    if row.assignee_id not in (None, user.id):
+        raise Conflict(f"this task is claimed by {row.assignee.label}")
+
+
+def _touch(case: Case) -> None:
+    """Every change to a case bumps its version, so racing changes conflict."""
+    case.updated_at = clock.now()
+
+
+def claim_task(task_id: int, user: User) -> TaskRecord:
+    row = get_task(task_id, user)
+    _check_can_work(row, user)
+    if row.assignee_id == user.id:
+        return row
+    row.assignee = user
+    _touch(row.case)
+    db.session.add(CaseEvent(case=row.case, at=clock.now(), actor=user.username,
+                             kind="task_claimed", detail={"task": row.name, "title": row.title}))
+    _commit_or_conflict(row.case_id, task_id)
+    return row
+
+
+def unclaim_task(task_id: int, user: User, reason: str = "") -> TaskRecord:
+    row = get_task(task_id, user)
+    if row.assignee_id != user.id and not access.can_manage_tasks(user):
+        raise Forbidden("only the assignee, a credit manager or an admin may unclaim a task")
+    if row.state != "open":
+        raise Conflict(_closed_message(row))
+    previous = row.assignee.username if row.assignee else None
+    row.assignee = None
+    _touch(row.case)
+    db.session.add(CaseEvent(case=row.case, at=clock.now(), actor=user.username,
+                             kind="task_unclaimed",
+                             detail={"task": row.name, "title": row.title, "from": previous,
+                                     "reason": reason}))
+    _commit_or_conflict(row.case_id, task_id)
+    return row
+
+
+def assign_task(task_id: int, username: str, user: User, reason: str = "") -> TaskRecord:
+    row = get_task(task_id, user)
+    if not access.can_manage_tasks(user):
+        raise Forbidden("only a credit manager or an admin may assign tasks")
+    if row.state != "open":
+        raise Conflict(_closed_message(row))
+    target = db.session.execute(db.select(User).filter_by(username=username)).scalar_one_or_none()
+    if target is None or not target.active:
+        raise Invalid(f"unknown user {username!r}", {"user": [f"unknown user {username!r}"]})
+    if row.role not in target.role_keys:
+        raise Invalid(f"{username} does not hold the {row.role} role",
+                      {"user": [f"{username} does not hold the {row.role} role"]})
+    problem = four_eyes_violation(row, target)
+    if problem:
+        message = f"{username} cannot take this task: {problem}"
+        raise Invalid(message, {"user": [message]})
+    previous = row.assignee.username if row.assignee else None
+    row.assignee = target
+    _touch(row.case)
+    db.session.add(CaseEvent(case=row.case, at=clock.now(), actor=user.username,
+                             kind="task_assigned",
+                             detail={"task": row.name, "title": row.title, "from": previous,
+                                     "to": username, "reason": reason}))
+    _commit_or_conflict(row.case_id, task_id)
+    return row
+
+
+# --- completing -------------------------------------------------------------------------
+
+def complete_task(task_id: int, data: dict | None, user: User) -> Case:
+    """Validate against the task's form, complete it, run to the next wait state."""
+    row = get_task(task_id, user)
+    _check_can_work(row, user)
+    case = row.case
+    form_cls = forms.get_form_class(row.form_key)
+    clean: dict = {}
+    if form_cls is not None:
+        clean, errors = forms.validate(form_cls, data or {}, context=case.data or {})
+        if errors:
+            raise Invalid("some values are not valid", errors)
+    ctx = StepContext(case, user)
+    claimed_now = row.assignee_id is None
+    now = clock.now()
+
+    def act(wf, _parsed):
+        task = find_task(wf, row.spiff_id)
+        if task is None or task.state != TaskState.READY:
+            raise Conflict("this task is no longer waiting in the process")
+        task.data.update(clean)
+        task.run()
+        return wf
+
+    if claimed_now:
+        row.assignee = user
+        ctx.record("task_claimed", task=row.name, title=row.title)
+    row.state = "completed"
+    row.completed_by = user
+    row.completed_at = now
+    ctx.record("task_completed", task=row.name, title=row.title, task_id=row.id,
+               data=jsonable(clean))
+    try:
+        _advance(case, user, ctx, act)
+    except CaseBroken as exc:
+        db.session.rollback()
+        _flag_broken(case.id, exc.message)
+        raise
+    except Exception:
+        db.session.rollback()
+        raise
+    _commit_or_conflict(case.id, task_id)
+    return case
+
+
+def _flag_broken(case_id: int, message: str) -> None:
+    """Record, in its own transaction, that a case's diagram failed; the step itself is undone."""
+    case = db.session.get(Case, case_id)
+    if case is None:
+        return
+    case.broken = message
+    db.session.add(CaseEvent(case=case, at=clock.now(), actor="system", kind="error",
+                             detail={"message": message}))
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+
+
+def bulk_complete(task_ids: list, data: dict | None, user: User) -> dict[str, dict]:
+    """Each task completed as if alone; one failure stops no other."""
+    from casemgr.engine.errors import EngineError
+
+    results: dict[str, dict] = {}
+    for raw in task_ids:
+        key = str(raw)
+        if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
+            results[key] = {"status": 404, "error": f"no task {raw!r}"}
+            continue
+        try:
+            complete_task(int(raw), data, user)
+            results[key] = {"status": 200}
+        except EngineError as exc:
+            db.session.rollback()
+            results[key] = {"status": exc.status, "error": exc.message}
+            if exc.errors:
+                results[key]["errors"] = exc.errors
+    return results
+
+
+# --- timers -----------------------------------------------------------------------------
+
+def due_case_ids(moment: datetime, limit: int | None = None) -> list[int]:
+    query = (
+        db.select(Case.id)
+        .where(Case.status == "open", Case.broken.is_(None), Case.next_wake_at <= moment)
+        .order_by(Case.next_wake_at)
+    )
+    if limit:
+        query = query.limit(limit)
+    return list(db.session.execute(query).scalars())
+
+
+def wake_case(case_id: int, moment: datetime) -> bool:
+    """Fire what is due in one case; True when the case moved on."""
+    with clock.as_of(moment):
+        case = db.session.get(Case, case_id)
+        if case is None or case.status != "open" or case.next_wake_at is None:
+            return False
+        if case.next_wake_at > clock.now():
+            return False
+        ctx = StepContext(case, None)
+        before = case.next_wake_at
+
+        def act(wf, _parsed):
+            wf.refresh_waiting_tasks()
+            return wf
+
+        try:
+            _advance(case, None, ctx, act)
+        except CaseBroken as exc:
+            db.session.rollback()
+            _flag_broken(case_id, exc.message)
+            return False
+        ctx.record("timer_fired", due=before.isoformat())
+        _write_events(case, ctx)
+        try:
+            db.session.commit()
+        except StaleDataError:
+            db.session.rollback()  # someone else advanced it; their step already did the work
+            return False
+        return True
+
+
+def run_due_timers(as_of: datetime | None = None) -> int:
+    """Wake every case with a timer due at `as_of` (default now); returns how many moved."""
+    moment = as_of or clock.now()
+    advanced = 0
+    for case_id in due_case_ids(moment):
+        if wake_case(case_id, moment):
+            advanced += 1
+    current_app.logger.info("timers run as of %s: %d case(s) advanced", moment, advanced)
+    return advanced

@@ -1,0 +1,125 @@
+"""Service tasks' operations: what a diagram may ask the system to do beyond its data.
+
+A diagram names an operation (`spiffworkflow:serviceTaskOperator id=...`); parameters are
+expressions evaluated in the restricted environment. Operations run inside the engine
+step's transaction, so a failure later in the step undoes them too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+
+from casemgr.engine.step import step_context
+from casemgr.engine.workflows import jsonable
+from casemgr.extensions import db
+from casemgr.models import Customer, Notification, User
+
+Operation = Callable[[dict], object]
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(name: str):
+    def decorator(fn: Operation) -> Operation:
+        OPERATIONS[name] = fn
+        return fn
+
+    return decorator
+
+
+def call_connector(task, name: str, params: dict) -> str:
+    fn = OPERATIONS.get(name)
+    if fn is None:
+        raise WorkflowTaskException(f"unknown service operation {name!r}", task=task)
+    values = {key: param.get("value") for key, param in params.items()}
+    try:
+        result = fn(values)
+    except (ValueError, LookupError, InvalidOperation) as exc:
+        raise WorkflowTaskException(f"{name} failed: {exc}", task=task, exception=exc) from exc
+    return json.dumps(jsonable(result))
+
+
+def _next_customer_number() -> str:
+    numbers = db.session.execute(db.select(Customer.number).where(Customer.number.like("C-%")))
+    highest = 0
+    for (number,) in numbers:
+        tail = number[2:]
+        if tail.isdigit():
+            highest = max(highest, int(tail))
+    return f"C-{highest + 1:05d}"
+
+
+@operation("ledger.create_customer")
+def create_customer(p: dict) -> str:
+    """Set up the approved customer with its limit and terms; returns the new number."""
+    ctx = step_context()
+    expiry = p.get("tax_exempt_expiry")
+    customer = Customer(
+        number=_next_customer_number(),
+        name=str(p["name"]),
+        dba=p.get("dba") or None,
+        tax_id=p.get("tax_id") or None,
+        address=p.get("address") or None,
+        credit_limit=Decimal(str(p.get("credit_limit") or "0")).quantize(Decimal("0.01")),
+        terms_days=int(p.get("terms_days") or 0),
+        cash_in_advance=bool(p.get("cash_in_advance")),
+        sales_rep=p.get("sales_rep") or None,
+        tax_exempt_number=p.get("tax_exempt_number") or None,
+        tax_exempt_expiry=date.fromisoformat(str(expiry)) if expiry else None,
+    )
+    db.session.add(customer)
+    db.session.flush()
+    ctx.case.customer_number = customer.number
+    ctx.record("ledger", action="customer_created", customer=customer.number,
+               credit_limit=f"{customer.credit_limit:.2f}", terms_days=customer.terms_days,
+               cash_in_advance=customer.cash_in_advance)
+    return customer.number
+
+
+def _recipients(to: str) -> list[User]:
+    """'sales_rep': the case's sales rep and its starter if a rep; 'starter'; a role; a user."""
+    ctx = step_context()
+    case = ctx.case
+    names: set[str] = set()
+    users: list[User] = []
+    if to in ("sales_rep", "starter"):
+        if case.started_by and (to == "starter" or case.started_by.has_role("sales_rep")):
+            users.append(case.started_by)
+        rep = (case.data or {}).get("sales_rep")
+        if to == "sales_rep" and case.customer_number and not rep:
+            customer = db.session.execute(
+                db.select(Customer).filter_by(number=case.customer_number)
+            ).scalar_one_or_none()
+            rep = customer.sales_rep if customer else None
+        if to == "sales_rep" and rep:
+            names.add(rep)
+    else:
+        names.add(to)
+    if names:
+        users.extend(db.session.execute(db.select(User).where(User.username.in_(names))).scalars())
+    if not users:
+        from casemgr.models import Role
+
+        users.extend(
+            db.session.execute(db.select(User).join(User.roles).where(Role.key == to)).scalars()
+        )
+    unique = {u.id: u for u in users}
+    return list(unique.values())
+
+
+@operation("notify")
+def notify(p: dict) -> list[str]:
+    ctx = step_context()
+    recipients = _recipients(str(p.get("to") or "starter"))
+    for user in recipients:
+        db.session.add(
+            Notification(user_id=user.id, kind=str(p.get("kind") or "info"),
+                         message=str(p["message"]), case_id=ctx.case.id)
+        )
+    names = [u.username for u in recipients]
+    ctx.record("notified", to=names, message=str(p["message"]))
+    return names

@@ -1,0 +1,123 @@
+"""Bringing the relational view of a case (task index, summary, wake-up) up to date."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from casemgr.engine import clock
+from casemgr.engine.specs import ParsedProcess
+from casemgr.engine.step import StepContext
+from casemgr.engine.workflows import (
+    boundary_due_at,
+    current_data,
+    jsonable,
+    next_wake_at,
+    ready_human_tasks,
+)
+from casemgr.models import Case, TaskRecord
+
+# Which data keys fill the inbox's customer and amount columns, first present wins.
+CUSTOMER_NAME_KEYS = ("customer_name", "legal_name")
+AMOUNT_KEYS = ("amount", "disputed_amount", "claimed_amount", "balance", "recommended_limit",
+               "requested_limit")
+
+
+def sync_case(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
+    data = current_data(wf)
+    case.data = jsonable(data)
+    _summarise(case, data)
+    _sync_tasks(case, wf, parsed, ctx)
+    case.next_wake_at = None if wf.is_completed() else next_wake_at(wf)
+    case.updated_at = clock.now()
+    if wf.is_completed() and case.status == "open":
+        case.status = "completed"
+        case.completed_at = clock.now()
+        case.outcome = str(data.get("outcome") or "completed")[:80]
+        ctx.record("case_completed", outcome=case.outcome)
+
+
+def _summarise(case: Case, data: dict) -> None:
+    if data.get("customer_number"):
+        case.customer_number = str(data["customer_number"])[:40]
+    name = next((data[k] for k in CUSTOMER_NAME_KEYS if data.get(k)), None)
+    if name:
+        case.customer_name = str(name)[:200]
+    for key in AMOUNT_KEYS:
+        if data.get(key) not in (None, ""):
+            try:
+                case.amount = Decimal(str(data[key])).quantize(Decimal("0.01"))
+            except InvalidOperation:
+                continue
+            break
+    who = case.customer_name or case.customer_number or f"case {case.id or ''}".strip()
+    case.title = f"{case.case_type.name}: {who}"[:300]
+
+
+def _sync_tasks(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
+    open_rows = {row.spiff_id: row for row in case.tasks if row.state == "open"}
+    ready = {str(task.id): task for task in ready_human_tasks(wf)}
+    for spiff_id, row in open_rows.items():
+        if spiff_id not in ready:
+            row.state = "cancelled"
+            row.completed_at = clock.now()
+            ctx.record("task_cancelled", task=row.name, title=row.title, task_id=row.id)
+    for spiff_id, task in ready.items():
+        if spiff_id in open_rows:
+            _refresh_summary(open_rows[spiff_id], case)
+            continue
+        info = parsed.human_tasks.get(task.task_spec.bpmn_id)
+        row = TaskRecord(
+            case=case,
+            spiff_id=spiff_id,
+            name=task.task_spec.bpmn_id,
+            title=info.title if info else task.task_spec.bpmn_id,
+            role=(info.role if info else None) or "ar_specialist",
+            form_key=info.form_key if info else None,
+            state="open",
+            created_at=clock.now(),
+            due_at=_due_at(task, info, ctx),
+            four_eyes=list(info.four_eyes) if info else [],
+            case_type_key=case.case_type.key,
+        )
+        _refresh_summary(row, case)
+        case.tasks.append(row)
+        ctx.record("task_created", task=row.name, title=row.title, role=row.role,
+                   due_at=row.due_at.isoformat() if row.due_at else None)
+
+
+def _refresh_summary(row: TaskRecord, case: Case) -> None:
+    row.customer_number = case.customer_number
+    row.customer_name = case.customer_name
+    row.amount = case.amount
+
+
+def _due_at(task, info, ctx: StepContext) -> datetime | None:
+    """A due-date expression on the task, else an interrupting boundary timer's moment."""
+    if info and info.due_date:
+        try:
+            value = task.workflow.script_engine.evaluate(task, info.due_date)
+            return _as_moment(value)
+        except (SpiffWorkflowException, ValueError, TypeError) as exc:
+            ctx.record("warning", message=f"due date of {task.task_spec.bpmn_id}: {exc}")
+    return boundary_due_at(task)
+
+
+def _as_moment(value) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=clock.now().tzinfo)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, 23, 59, tzinfo=clock.now().tzinfo)
+    if isinstance(value, timedelta):
+        return clock.now() + value
+    text = str(value)
+    if text.startswith("P"):
+        duration = TimerEventDefinition.parse_iso_duration(text)
+        return clock.now() + TimerEventDefinition.get_timedelta_from_start(duration, clock.now())
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=clock.now().tzinfo)

@@ -1,0 +1,32 @@
+"""What one engine step knows about itself: the case, who acts, and what it records."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from casemgr.models import Case, User
+
+
+@dataclass
+class StepContext:
+    case: Case
+    actor: User | None
+    events: list[tuple[str, dict]] = field(default_factory=list)
+
+    @property
+    def actor_name(self) -> str:
+        return self.actor.username if self.actor else "system"
+
+    def record(self, kind: str, **detail) -> None:
+        self.events.append((kind, detail))
+
+
+current_step: ContextVar[StepContext | None] = ContextVar("casemgr_step", default=None)
+
+
+def step_context() -> StepContext:
+    ctx = current_step.get()
+    if ctx is None:
+        raise RuntimeError("a service task ran outside an engine step")
+    return ctx

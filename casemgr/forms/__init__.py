@@ -1,0 +1,6 @@
+"""WTForms for every case type, one module each, registered by form key."""
+
+from casemgr.forms import credit_application  # noqa: F401  (registers its forms)
+from casemgr.forms.registry import FORMS, describe, form_keys, get_form_class, validate
+
+__all__ = ["FORMS", "describe", "form_keys", "get_form_class", "validate"]

@@ -1,0 +1,101 @@
+"""Cases, the task index (one row per human task) and the append-only case timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, event
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from casemgr.extensions import db
+from casemgr.models.processes import CaseType, ProcessVersion
+from casemgr.models.types import Money, UTCDateTime, utcnow
+from casemgr.models.users import User
+
+
+class Case(db.Model):
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_type_id: Mapped[int] = mapped_column(ForeignKey("case_types.id"), index=True)
+    process_version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"))
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    outcome: Mapped[str | None] = mapped_column(String(80))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    customer_number: Mapped[str | None] = mapped_column(String(40), index=True)
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    workflow_json: Mapped[str] = mapped_column(Text)
+    # The earliest moment a timer of this case is due: timers only ever look at this index.
+    next_wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    broken: Mapped[str | None] = mapped_column(Text)
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(default=1)
+
+    case_type: Mapped[CaseType] = relationship()
+    process_version: Mapped[ProcessVersion] = relationship()
+    started_by: Mapped[User | None] = relationship()
+    tasks: Mapped[list[TaskRecord]] = relationship(
+        back_populates="case", order_by="TaskRecord.id", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
+    )
+
+    # Optimistic locking: two steps on one case, one wins and the other gets StaleDataError.
+    __mapper_args__ = {"version_id_col": version}
+
+
+class TaskRecord(db.Model):
+    """The inbox reads this table only; it never deserializes a workflow."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_open_role", "state", "role", "assignee_id", "due_at"),
+        Index("ix_tasks_open_assignee", "state", "assignee_id", "due_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    spiff_id: Mapped[str] = mapped_column(String(36), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(40))
+    form_key: Mapped[str | None] = mapped_column(String(120))
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Denormalised from the case so the inbox can filter and sort without joins on big tables.
+    case_type_key: Mapped[str] = mapped_column(String(80), index=True)
+    customer_number: Mapped[str | None] = mapped_column(String(40))
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    four_eyes: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    case: Mapped[Case] = relationship(back_populates="tasks")
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id])
+
+
+class CaseEvent(db.Model):
+    """The audit trail. Rows are only ever inserted (see the guard below)."""
+
+    __tablename__ = "case_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+@event.listens_for(CaseEvent, "before_update")
+def _events_are_append_only(mapper, connection, target):  # noqa: ARG001
+    raise PermissionError("case events are append-only")
