@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask
 
 from casemgr.config import load_config
@@ -30,4 +32,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     register_web(app)
     register_cli(app)
+    if os.environ.get("CASEMGR_EMBEDDED_WORKER") == "1" and os.environ.get("WERKZEUG_RUN_MAIN") != "false":
+        from casemgr.worker import start_embedded_worker
+
+        start_embedded_worker(app)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from casemgr import create_app
@@ -25,21 +27,37 @@ PEOPLE = {
 }
 
 
-@pytest.fixture
-def app(tmp_path):
-    app = create_app(
+def _make_app(db_path):
+    return create_app(
         {
             "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
             "WTF_CSRF_ENABLED": False,
             "SECRET_KEY": "test",
         }
     )
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory):
+    """Schema, seed diagrams and users built once; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    app = _make_app(path)
     with app.app_context():
         init_database()
         for name, roles in PEOPLE.items():
             create_user(name, roles, PASSWORD, display_name=name.title())
         db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, template_db):
+    path = tmp_path / "test.db"
+    shutil.copyfile(template_db, path)
+    app = _make_app(path)
     yield app
     with app.app_context():
         db.session.remove()

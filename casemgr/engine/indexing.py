@@ -18,6 +18,7 @@ from casemgr.engine.workflows import (
     next_wake_at,
     ready_human_tasks,
 )
+from casemgr.extensions import db
 from casemgr.models import Case, TaskRecord
 
 # Which data keys fill the inbox's customer and amount columns, first present wins.
@@ -84,7 +85,7 @@ def _sync_tasks(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None
             case_type_key=case.case_type.key,
         )
         _refresh_summary(row, case)
-        case.tasks.append(row)
+        db.session.add(row)  # `case=case` put it in case.tasks; SQLAlchemy 2 does not cascade that
         ctx.record("task_created", task=row.name, title=row.title, role=row.role,
                    due_at=row.due_at.isoformat() if row.due_at else None)
 

@@ -1,0 +1,97 @@
+"""Case types and cases: start one, read one (API.md, "HTTP")."""
+
+from __future__ import annotations
+
+from flask import jsonify, url_for
+from sqlalchemy.orm import selectinload
+
+from casemgr.engine import access
+from casemgr.engine.cases import start_case
+from casemgr.engine.errors import Forbidden, NotFound
+from casemgr.engine.processes import published_case_types
+from casemgr.extensions import db
+from casemgr.models import Case, TaskRecord, User
+from casemgr.web.api import bp
+from casemgr.web.api.auth import current_api_user, json_body, token_required
+from casemgr.web.api.errors import ApiError
+from casemgr.web.api.openapi import array_of, doc, ref
+from casemgr.web.api.serializers import case_json, case_type_json
+
+
+@bp.get("/case-types")
+@doc("Published case types, each at its newest version",
+     responses={200: ("The case types", array_of("CaseType"))}, tag="cases")
+@token_required
+def list_case_types():
+    """Published case types with their newest version: what a client may start."""
+    return jsonify([case_type_json(ct) for ct in published_case_types()])
+
+
+def _start_request(body: dict, user: User) -> tuple[str, dict]:
+    """The case type and data of a start request; 422 for a wrong shape.
+
+    A start the caller may not make is refused with 403 before any 422 about its data, as the
+    contract's order says, so the role check runs first when the data is malformed.
+    """
+    key = body.get("case_type")
+    if not isinstance(key, str) or not key.strip():
+        raise ApiError(422, "case_type is required",
+                       {"case_type": ["give the key of a case type, e.g. credit_application"]})
+    data = body.get("data")
+    if data is None:
+        return key, {}
+    if not isinstance(data, dict):
+        known = any(ct.key == key for ct in published_case_types())
+        if known and not access.can_start(user, key):
+            raise Forbidden("your roles may not start this case type")
+        raise ApiError(422, "data must be a JSON object",
+                       {"data": ["must be an object of field names to values"]})
+    return key, data
+
+
+@bp.post("/cases")
+@doc("Start a case and run it to its first wait state",
+     json_body=ref("StartCase"),
+     responses={201: ("The new case", ref("Case"))},
+     errors=(403, 413, 422),
+     headers={201: {"Location": {"schema": {"type": "string"},
+                                 "description": "the case's address"}}},
+     tag="cases")
+@token_required
+def create_case():
+    """Start a case; what the data lacks is asked for by the case's first human task."""
+    user = current_api_user()
+    key, data = _start_request(json_body(), user)
+    case = start_case(key, data, user)
+    response = jsonify(case_json(_load_case(case.id)))
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.get_case", case_id=case.id)
+    return response
+
+
+def _load_case(case_id: int) -> Case | None:
+    """The case with its tasks' people loaded in one go (a case page lists all of them)."""
+    return db.session.get(
+        Case,
+        case_id,
+        options=[
+            selectinload(Case.tasks).selectinload(TaskRecord.assignee),
+            selectinload(Case.tasks).selectinload(TaskRecord.completed_by),
+            selectinload(Case.events),
+        ],
+        populate_existing=True,
+    )
+
+
+@bp.get("/cases/<int:case_id>")
+@doc("A case with its tasks and timeline",
+     responses={200: ("The case", ref("Case"))}, errors=(403, 404), tag="cases")
+@token_required
+def get_case(case_id: int):
+    """Read one case: its data, its human tasks and its timeline, oldest first."""
+    case = _load_case(case_id)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    if not access.can_read_case(current_api_user(), case):
+        raise Forbidden("this case is not yours to read")
+    return jsonify(case_json(case))

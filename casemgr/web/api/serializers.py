@@ -1,0 +1,119 @@
+"""JSON shapes of tasks, cases, events and process versions (API.md), shared with the web UI.
+
+Only plain reads of loaded rows happen here; nothing decides anything. Times are ISO 8601
+UTC ending in "Z" and money is a string with two decimals, so that no client meets a float.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from casemgr import forms
+from casemgr.models import Case, CaseEvent, CaseType, ProcessVersion, TaskRecord, User
+
+
+def iso(moment: datetime | None) -> str | None:
+    """An aware UTC datetime as ISO 8601 with "Z"; the columns always hand back aware UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+def username(user: User | None) -> str | None:
+    return user.username if user is not None else None
+
+
+def task_summary(row: TaskRecord) -> dict:
+    """The contract's task summary, plus the inbox's customer, amount and four-eyes columns."""
+    return {
+        "id": row.id,
+        "case_id": row.case_id,
+        "case_type": row.case_type_key,
+        "name": row.name,
+        "title": row.title,
+        "role": row.role,
+        "assignee": username(row.assignee),
+        "state": row.state,
+        "due_at": iso(row.due_at),
+        "completed_by": username(row.completed_by),
+        "completed_at": iso(row.completed_at),
+        "created_at": iso(row.created_at),
+        "customer_number": row.customer_number,
+        "customer_name": row.customer_name,
+        "amount": money(row.amount),
+        "form_key": row.form_key,
+        "four_eyes": list(row.four_eyes or []),
+    }
+
+
+def form_json(form_key: str | None) -> dict:
+    """The task's form as the API describes it; a task without a form key has no fields."""
+    return forms.describe(form_key, forms.get_form_class(form_key))
+
+
+def task_json(row: TaskRecord) -> dict:
+    """A task summary plus its form and the title of its case (what a worker needs to act)."""
+    body = task_summary(row)
+    body["case_title"] = row.case.title
+    body["form"] = form_json(row.form_key)
+    return body
+
+
+def event_json(event: CaseEvent) -> dict:
+    return {
+        "id": event.id,
+        "at": iso(event.at),
+        "actor": event.actor,
+        "kind": event.kind,
+        "detail": event.detail or {},
+    }
+
+
+def case_json(case: Case) -> dict:
+    """The case with its human tasks (open and done) and its timeline, oldest first."""
+    return {
+        "id": case.id,
+        "case_type": case.case_type.key,
+        "case_type_name": case.case_type.name,
+        "version": case.process_version.version,
+        "status": case.status,
+        "outcome": case.outcome,
+        "title": case.title,
+        "customer_number": case.customer_number,
+        "customer_name": case.customer_name,
+        "amount": money(case.amount),
+        "started_by": username(case.started_by),
+        "created_at": iso(case.created_at),
+        "updated_at": iso(case.updated_at),
+        "completed_at": iso(case.completed_at),
+        "broken": case.broken,
+        "data": case.data or {},
+        "tasks": [task_summary(t) for t in case.tasks],
+        "events": [event_json(e) for e in case.events],
+    }
+
+
+def case_type_json(case_type: CaseType) -> dict:
+    latest = case_type.latest()
+    return {
+        "key": case_type.key,
+        "name": case_type.name,
+        "version": latest.version if latest is not None else None,
+    }
+
+
+def version_json(version: ProcessVersion) -> dict:
+    return {
+        "version": version.version,
+        "published_at": iso(version.published_at),
+        "published_by": username(version.published_by),
+        "sha256": version.sha256,
+        "process_id": version.process_id,
+    }
