@@ -32,7 +32,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     register_web(app)
     register_cli(app)
-    if os.environ.get("CASEMGR_EMBEDDED_WORKER") == "1" and os.environ.get("WERKZEUG_RUN_MAIN") != "false":
+    if (
+        os.environ.get("CASEMGR_EMBEDDED_WORKER") == "1"
+        and os.environ.get("WERKZEUG_RUN_MAIN") != "false"
+    ):
         from casemgr.worker import start_embedded_worker
 
         start_embedded_worker(app)

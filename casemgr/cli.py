@@ -31,7 +31,7 @@ def demo_command() -> None:
     from casemgr.demo import DEMO_PASSWORD, load_demo
 
     created = load_demo()
-    click.echo("Demo users (password for all: %s):" % DEMO_PASSWORD)
+    click.echo(f"Demo users (password for all: {DEMO_PASSWORD}):")
     for username, roles in created:
         click.echo(f"  {username:<10} {', '.join(roles)}")
 
@@ -42,8 +42,9 @@ def demo_command() -> None:
 @click.option("--password", required=True)
 @click.option("--display-name", default="")
 @click.option("--email", default=None)
-def users_create(name: str, roles: tuple[str, ...], password: str, display_name: str,
-                 email: str | None) -> None:
+def users_create(
+    name: str, roles: tuple[str, ...], password: str, display_name: str, email: str | None
+) -> None:
     """Add a user with one or more roles."""
     try:
         create_user(name, list(roles), password, display_name=display_name, email=email)

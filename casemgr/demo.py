@@ -37,10 +37,19 @@ def load_demo() -> list[tuple[str, list[str]]]:
             create_user(username, roles, DEMO_PASSWORD, display_name=display)
         created.append((username, roles))
     for number, name, limit, terms, rep in DEMO_CUSTOMERS:
-        exists = db.session.execute(db.select(Customer).filter_by(number=number)).scalar_one_or_none()
+        exists = db.session.execute(
+            db.select(Customer).filter_by(number=number)
+        ).scalar_one_or_none()
         if exists is None:
-            db.session.add(Customer(number=number, name=name, credit_limit=Decimal(limit),
-                                    terms_days=terms, sales_rep=rep,
-                                    cash_in_advance=(terms == 0)))
+            db.session.add(
+                Customer(
+                    number=number,
+                    name=name,
+                    credit_limit=Decimal(limit),
+                    terms_days=terms,
+                    sales_rep=rep,
+                    cash_in_advance=(terms == 0),
+                )
+            )
     db.session.commit()
     return created

@@ -48,8 +48,10 @@ CASES = [
     ("parallel_loop.bpmn", {"count": 0, "rounds": 30}),
     ("subprocess_loop.bpmn", {"count": 0, "rounds": 30}),
     ("boundary_loop.bpmn", {"count": 0, "rounds": 30}),
-    ("multi_instance.bpmn", {"count": 0, "rounds": 10, "total_checked": 0,
-                             "invoices": ["A-1", "A-2", "A-3"]}),
+    (
+        "multi_instance.bpmn",
+        {"count": 0, "rounds": 10, "total_checked": 0, "invoices": ["A-1", "A-2", "A-3"]},
+    ),
 ]
 
 
@@ -67,8 +69,11 @@ def test_compaction_takes_the_same_path_as_the_full_history(ctx, name, data):
 
 
 def test_multi_instance_collects_every_result_each_round(ctx):
-    wf, path, _ = drive("multi_instance.bpmn", {"count": 0, "rounds": 4, "total_checked": 0,
-                                                "invoices": ["A-1", "A-2"]}, compacting=True)
+    wf, path, _ = drive(
+        "multi_instance.bpmn",
+        {"count": 0, "rounds": 4, "total_checked": 0, "invoices": ["A-1", "A-2"]},
+        compacting=True,
+    )
     assert path.count("check") == 8
     assert wf.last_task.data["total_checked"] == 8
     assert wf.last_task.data["last_checked"] == ["ok A-1", "ok A-2"]

@@ -25,7 +25,9 @@ def open_task(case, name=None):
 
 
 def start(data=None, who="rep"):
-    return engine.start_case("credit_application", dict(INTAKE if data is None else data), user(who))
+    return engine.start_case(
+        "credit_application", dict(INTAKE if data is None else data), user(who)
+    )
 
 
 def reviewed(limit="20000.00", score=720, flags=(), who="spec"):
@@ -73,7 +75,11 @@ def test_up_to_50000_the_credit_manager_approves_and_the_customer_is_set_up(ctx)
     case = engine.complete_task(task.id, {"decision": "approve"}, user("mgr"))
     assert (case.status, case.outcome) == ("completed", "approved")
     new = customer(case.customer_number)
-    assert (new.name, new.credit_limit, new.terms_days) == ("Acme Widgets LLC", Decimal("20000.00"), 30)
+    assert (new.name, new.credit_limit, new.terms_days) == (
+        "Acme Widgets LLC",
+        Decimal("20000.00"),
+        30,
+    )
     assert new.sales_rep == "rep" and new.tax_id == "12-3456789"
     note = db.session.execute(db.select(Notification)).scalar_one()
     assert note.user_id == user("rep").id and "approved" in note.message
@@ -88,8 +94,11 @@ def test_above_50000_the_controller_decides(ctx):
     task = open_task(case, "controller_approval")
     with pytest.raises(Forbidden):
         engine.complete_task(task.id, {"decision": "approve"}, user("mgr"))
-    case = engine.complete_task(task.id, {"decision": "reduce", "approved_limit": "60000",
-                                          "comment": "start lower"}, user("ctrl"))
+    case = engine.complete_task(
+        task.id,
+        {"decision": "reduce", "approved_limit": "60000", "comment": "start lower"},
+        user("ctrl"),
+    )
     assert customer(case.customer_number).credit_limit == Decimal("60000.00")
 
 
@@ -99,7 +108,9 @@ def test_small_limits_with_good_scores_are_approved_without_a_person(ctx):
     assert customer(case.customer_number).credit_limit == Decimal("8000.00")
 
 
-@pytest.mark.parametrize(("score", "flags"), [(500, ()), (720, ("tax_id_mismatch", "free_mail_domain"))])
+@pytest.mark.parametrize(
+    ("score", "flags"), [(500, ()), (720, ("tax_id_mismatch", "free_mail_domain"))]
+)
 def test_poor_results_set_the_customer_up_on_cash_in_advance(ctx, score, flags):
     case = reviewed("20000.00", score=score, flags=flags)
     assert case.outcome == "cash_in_advance"
@@ -109,16 +120,18 @@ def test_poor_results_set_the_customer_up_on_cash_in_advance(ctx, score, flags):
 
 def test_a_declined_application_sets_up_no_customer(ctx):
     case = reviewed()
-    case = engine.complete_task(open_task(case).id, {"decision": "decline", "comment": "too risky"},
-                                user("mgr"))
+    case = engine.complete_task(
+        open_task(case).id, {"decision": "decline", "comment": "too risky"}, user("mgr")
+    )
     assert case.outcome == "declined" and case.customer_number is None
     assert db.session.execute(db.select(db.func.count(Customer.id))).scalar() == 0
 
 
 def test_send_back_returns_the_case_to_the_specialist_with_the_comment(ctx):
     case = reviewed()
-    case = engine.complete_task(open_task(case).id,
-                                {"decision": "send_back", "comment": "check the bank"}, user("mgr"))
+    case = engine.complete_task(
+        open_task(case).id, {"decision": "send_back", "comment": "check the bank"}, user("mgr")
+    )
     task = open_task(case, "specialist_review")
     assert case.data["comment"] == "check the bank"
     case = engine.complete_task(task.id, review("15000.00"), user("spec2"))
@@ -130,7 +143,9 @@ def test_a_reduced_limit_must_be_below_the_recommendation_and_explained(ctx):
     case = reviewed("20000.00")
     task = open_task(case)
     with pytest.raises(Invalid) as err:
-        engine.complete_task(task.id, {"decision": "reduce", "approved_limit": "25000"}, user("mgr"))
+        engine.complete_task(
+            task.id, {"decision": "reduce", "approved_limit": "25000"}, user("mgr")
+        )
     assert set(err.value.errors) == {"approved_limit", "comment"}
     db.session.refresh(task)
     assert task.state == "open" and task.assignee is None

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from sqlalchemy.orm.exc import StaleDataError
 
 from casemgr import forms
 from casemgr.engine import access, clock
@@ -44,15 +44,20 @@ def _conflict_message(task_id: int | None) -> str:
 
 def _closed_message(row: TaskRecord) -> str:
     if row.state == "completed" and row.completed_by is not None:
-        return (f"this task was already completed by {row.completed_by.label} at "
-                f"{row.completed_at:%Y-%m-%d %H:%M} UTC")
+        return (
+            f"this task was already completed by {row.completed_by.label} at "
+            f"{row.completed_at:%Y-%m-%d %H:%M} UTC"
+        )
     return f"this task is no longer open ({row.state})"
 
 
 def _write_events(case: Case, ctx: StepContext) -> None:
     for kind, detail in ctx.events:
-        db.session.add(CaseEvent(case=case, at=clock.now(), actor=ctx.actor_name, kind=kind,
-                                 detail=jsonable(detail)))
+        db.session.add(
+            CaseEvent(
+                case=case, at=clock.now(), actor=ctx.actor_name, kind=kind, detail=jsonable(detail)
+            )
+        )
     ctx.events.clear()
 
 
@@ -81,26 +86,38 @@ def _engine_failure(exc: SpiffWorkflowException) -> str:
 
 # --- starting ---------------------------------------------------------------------------
 
+
 def start_case(case_type_key: str, data: dict | None, user: User) -> Case:
     data = dict(data or {})
     case_type = db.session.execute(
         db.select(CaseType).filter_by(key=case_type_key)
     ).scalar_one_or_none()
     if case_type is None or case_type.latest() is None:
-        raise Invalid(f"unknown case type {case_type_key!r}",
-                      {"case_type": [f"unknown case type {case_type_key!r}"]})
+        raise Invalid(
+            f"unknown case type {case_type_key!r}",
+            {"case_type": [f"unknown case type {case_type_key!r}"]},
+        )
     if not access.can_start(user, case_type.key):
         raise Forbidden(f"your roles may not start a {case_type.name} case")
     version = case_type.latest()
     parsed = parsed_for(version)
     data = _checked_start_data(parsed.start_form, data)
-    case = Case(case_type=case_type, process_version=version, started_by=user, status="open",
-                data={}, workflow_json="", created_at=clock.now(), updated_at=clock.now())
+    case = Case(
+        case_type=case_type,
+        process_version=version,
+        started_by=user,
+        status="open",
+        data={},
+        workflow_json="",
+        created_at=clock.now(),
+        updated_at=clock.now(),
+    )
     db.session.add(case)
     db.session.flush()
     ctx = StepContext(case, user)
-    ctx.record("case_started", case_type=case_type.key, version=version.version,
-               data=jsonable(data))
+    ctx.record(
+        "case_started", case_type=case_type.key, version=version.version, data=jsonable(data)
+    )
     try:
         _advance(case, user, ctx, lambda _wf, p: new_workflow(p, data))
         _assign_first_task_to_starter(case, user, ctx)
@@ -136,11 +153,17 @@ def _assign_first_task_to_starter(case: Case, user: User, ctx: StepContext) -> N
         task = open_tasks[0]
         if task.role in user.role_keys:
             task.assignee = user
-            ctx.record("task_assigned", task=task.name, title=task.title, to=user.username,
-                       reason="asked of the person who started the case")
+            ctx.record(
+                "task_assigned",
+                task=task.name,
+                title=task.title,
+                to=user.username,
+                reason="asked of the person who started the case",
+            )
 
 
 # --- claiming ---------------------------------------------------------------------------
+
 
 def get_task(task_id: int, user: User) -> TaskRecord:
     row = db.session.get(TaskRecord, task_id)
@@ -154,18 +177,24 @@ def get_task(task_id: int, user: User) -> TaskRecord:
 def four_eyes_violation(row: TaskRecord, user: User) -> str | None:
     if not row.four_eyes:
         return None
-    done = db.session.execute(
-        db.select(TaskRecord).where(
-            TaskRecord.case_id == row.case_id,
-            TaskRecord.name.in_(row.four_eyes),
-            TaskRecord.state == "completed",
-            TaskRecord.completed_by_id == user.id,
+    done = (
+        db.session.execute(
+            db.select(TaskRecord).where(
+                TaskRecord.case_id == row.case_id,
+                TaskRecord.name.in_(row.four_eyes),
+                TaskRecord.state == "completed",
+                TaskRecord.completed_by_id == user.id,
+            )
         )
-    ).scalars().first()
+        .scalars()
+        .first()
+    )
     if done is None:
         return None
-    return (f"four-eyes rule: you completed '{done.title}' on this case, so someone else "
-            "must complete this task")
+    return (
+        f"four-eyes rule: you completed '{done.title}' on this case, so someone else "
+        "must complete this task"
+    )
 
 
 def _check_can_work(row: TaskRecord, user: User) -> None:
@@ -192,8 +221,15 @@ def claim_task(task_id: int, user: User) -> TaskRecord:
         return row
     row.assignee = user
     _touch(row.case)
-    db.session.add(CaseEvent(case=row.case, at=clock.now(), actor=user.username,
-                             kind="task_claimed", detail={"task": row.name, "title": row.title}))
+    db.session.add(
+        CaseEvent(
+            case=row.case,
+            at=clock.now(),
+            actor=user.username,
+            kind="task_claimed",
+            detail={"task": row.name, "title": row.title},
+        )
+    )
     _commit_or_conflict(row.case_id, task_id)
     return row
 
@@ -207,10 +243,15 @@ def unclaim_task(task_id: int, user: User, reason: str = "") -> TaskRecord:
     previous = row.assignee.username if row.assignee else None
     row.assignee = None
     _touch(row.case)
-    db.session.add(CaseEvent(case=row.case, at=clock.now(), actor=user.username,
-                             kind="task_unclaimed",
-                             detail={"task": row.name, "title": row.title, "from": previous,
-                                     "reason": reason}))
+    db.session.add(
+        CaseEvent(
+            case=row.case,
+            at=clock.now(),
+            actor=user.username,
+            kind="task_unclaimed",
+            detail={"task": row.name, "title": row.title, "from": previous, "reason": reason},
+        )
+    )
     _commit_or_conflict(row.case_id, task_id)
     return row
 
@@ -225,8 +266,10 @@ def assign_task(task_id: int, username: str, user: User, reason: str = "") -> Ta
     if target is None or not target.active:
         raise Invalid(f"unknown user {username!r}", {"user": [f"unknown user {username!r}"]})
     if row.role not in target.role_keys:
-        raise Invalid(f"{username} does not hold the {row.role} role",
-                      {"user": [f"{username} does not hold the {row.role} role"]})
+        raise Invalid(
+            f"{username} does not hold the {row.role} role",
+            {"user": [f"{username} does not hold the {row.role} role"]},
+        )
     problem = four_eyes_violation(row, target)
     if problem:
         message = f"{username} cannot take this task: {problem}"
@@ -234,15 +277,27 @@ def assign_task(task_id: int, username: str, user: User, reason: str = "") -> Ta
     previous = row.assignee.username if row.assignee else None
     row.assignee = target
     _touch(row.case)
-    db.session.add(CaseEvent(case=row.case, at=clock.now(), actor=user.username,
-                             kind="task_assigned",
-                             detail={"task": row.name, "title": row.title, "from": previous,
-                                     "to": username, "reason": reason}))
+    db.session.add(
+        CaseEvent(
+            case=row.case,
+            at=clock.now(),
+            actor=user.username,
+            kind="task_assigned",
+            detail={
+                "task": row.name,
+                "title": row.title,
+                "from": previous,
+                "to": username,
+                "reason": reason,
+            },
+        )
+    )
     _commit_or_conflict(row.case_id, task_id)
     return row
 
 
 # --- completing -------------------------------------------------------------------------
+
 
 def complete_task(task_id: int, data: dict | None, user: User) -> Case:
     """Validate against the task's form, complete it, run to the next wait state."""
@@ -273,18 +328,23 @@ def complete_task(task_id: int, data: dict | None, user: User) -> Case:
     row.state = "completed"
     row.completed_by = user
     row.completed_at = now
-    ctx.record("task_completed", task=row.name, title=row.title, task_id=row.id,
-               data=jsonable(clean))
+    ctx.record(
+        "task_completed", task=row.name, title=row.title, task_id=row.id, data=jsonable(clean)
+    )
+    case_id = case.id
     try:
         _advance(case, user, ctx, act)
     except CaseBroken as exc:
         db.session.rollback()
-        _flag_broken(case.id, exc.message)
+        _flag_broken(case_id, exc.message)
         raise
+    except StaleDataError:
+        db.session.rollback()
+        raise Conflict(_conflict_message(task_id)) from None
     except Exception:
         db.session.rollback()
         raise
-    _commit_or_conflict(case.id, task_id)
+    _commit_or_conflict(case_id, task_id)
     return case
 
 
@@ -294,8 +354,11 @@ def _flag_broken(case_id: int, message: str) -> None:
     if case is None:
         return
     case.broken = message
-    db.session.add(CaseEvent(case=case, at=clock.now(), actor="system", kind="error",
-                             detail={"message": message}))
+    db.session.add(
+        CaseEvent(
+            case=case, at=clock.now(), actor="system", kind="error", detail={"message": message}
+        )
+    )
     try:
         db.session.commit()
     except StaleDataError:
@@ -324,6 +387,7 @@ def bulk_complete(task_ids: list, data: dict | None, user: User) -> dict[str, di
 
 
 # --- timers -----------------------------------------------------------------------------
+
 
 def due_case_ids(moment: datetime, limit: int | None = None) -> list[int]:
     query = (

@@ -74,9 +74,14 @@ def create_customer(p: dict) -> str:
     db.session.add(customer)
     db.session.flush()
     ctx.case.customer_number = customer.number
-    ctx.record("ledger", action="customer_created", customer=customer.number,
-               credit_limit=f"{customer.credit_limit:.2f}", terms_days=customer.terms_days,
-               cash_in_advance=customer.cash_in_advance)
+    ctx.record(
+        "ledger",
+        action="customer_created",
+        customer=customer.number,
+        credit_limit=f"{customer.credit_limit:.2f}",
+        terms_days=customer.terms_days,
+        cash_in_advance=customer.cash_in_advance,
+    )
     return customer.number
 
 
@@ -117,8 +122,12 @@ def notify(p: dict) -> list[str]:
     recipients = _recipients(str(p.get("to") or "starter"))
     for user in recipients:
         db.session.add(
-            Notification(user_id=user.id, kind=str(p.get("kind") or "info"),
-                         message=str(p["message"]), case_id=ctx.case.id)
+            Notification(
+                user_id=user.id,
+                kind=str(p.get("kind") or "info"),
+                message=str(p["message"]),
+                case_id=ctx.case.id,
+            )
         )
     names = [u.username for u in recipients]
     ctx.record("notified", to=names, message=str(p["message"]))

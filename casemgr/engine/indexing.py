@@ -23,8 +23,14 @@ from casemgr.models import Case, TaskRecord
 
 # Which data keys fill the inbox's customer and amount columns, first present wins.
 CUSTOMER_NAME_KEYS = ("customer_name", "legal_name")
-AMOUNT_KEYS = ("amount", "disputed_amount", "claimed_amount", "balance", "recommended_limit",
-               "requested_limit")
+AMOUNT_KEYS = (
+    "amount",
+    "disputed_amount",
+    "claimed_amount",
+    "balance",
+    "recommended_limit",
+    "requested_limit",
+)
 
 
 def sync_case(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
@@ -59,7 +65,13 @@ def _summarise(case: Case, data: dict) -> None:
 
 
 def _sync_tasks(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
-    open_rows = {row.spiff_id: row for row in case.tasks if row.state == "open"}
+    # Only the open rows: loading the whole task history would make each step grow with it.
+    open_rows = {
+        row.spiff_id: row
+        for row in db.session.execute(
+            db.select(TaskRecord).where(TaskRecord.case_id == case.id, TaskRecord.state == "open")
+        ).scalars()
+    }
     ready = {str(task.id): task for task in ready_human_tasks(wf)}
     for spiff_id, row in open_rows.items():
         if spiff_id not in ready:
@@ -72,7 +84,7 @@ def _sync_tasks(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None
             continue
         info = parsed.human_tasks.get(task.task_spec.bpmn_id)
         row = TaskRecord(
-            case=case,
+            case_id=case.id,
             spiff_id=spiff_id,
             name=task.task_spec.bpmn_id,
             title=info.title if info else task.task_spec.bpmn_id,
@@ -85,9 +97,14 @@ def _sync_tasks(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None
             case_type_key=case.case_type.key,
         )
         _refresh_summary(row, case)
-        db.session.add(row)  # `case=case` put it in case.tasks; SQLAlchemy 2 does not cascade that
-        ctx.record("task_created", task=row.name, title=row.title, role=row.role,
-                   due_at=row.due_at.isoformat() if row.due_at else None)
+        db.session.add(row)
+        ctx.record(
+            "task_created",
+            task=row.name,
+            title=row.title,
+            role=row.role,
+            due_at=row.due_at.isoformat() if row.due_at else None,
+        )
 
 
 def _refresh_summary(row: TaskRecord, case: Case) -> None:

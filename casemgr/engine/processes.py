@@ -26,8 +26,9 @@ def decision_tables() -> dict[str, str]:
     folder = Path(current_app.config["WORKFLOWS_DIR"]) / "dmn"
     for path in sorted(folder.glob("*.dmn")):
         text = path.read_text()
-        root = etree.fromstring(checked_xml(text), etree.XMLParser(resolve_entities=False,
-                                                                    no_network=True))
+        root = etree.fromstring(
+            checked_xml(text), etree.XMLParser(resolve_entities=False, no_network=True)
+        )
         for node in root.iter("{*}decision"):
             tables[node.get("id")] = text
     return tables
@@ -90,6 +91,7 @@ def load_seed_workflows() -> list[str]:
 
 def published_case_types() -> list[CaseType]:
     return list(
-        db.session.execute(db.select(CaseType).where(CaseType.versions.any()).order_by(CaseType.key))
-        .scalars()
+        db.session.execute(
+            db.select(CaseType).where(CaseType.versions.any()).order_by(CaseType.key)
+        ).scalars()
     )

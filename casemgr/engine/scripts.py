@@ -68,15 +68,20 @@ def _guarded_pow(base, exp):
 
 def _guarded_mul(left, right):
     for seq, count in ((left, right), (right, left)):
-        if isinstance(seq, str | list | tuple | bytes) and isinstance(count, int):
-            if len(seq) * count > MAX_SEQUENCE:
-                raise ValueError("result of * would be too large")
+        sized = isinstance(seq, str | list | tuple | bytes) and isinstance(count, int)
+        if sized and len(seq) * count > MAX_SEQUENCE:
+            raise ValueError("result of * would be too large")
     return left * right
 
 
 _INPLACE = {
-    "+=": operator.add, "-=": operator.sub, "*=": _guarded_mul, "/=": operator.truediv,
-    "//=": operator.floordiv, "%=": operator.mod, "**=": _guarded_pow,
+    "+=": operator.add,
+    "-=": operator.sub,
+    "*=": _guarded_mul,
+    "/=": operator.truediv,
+    "//=": operator.floordiv,
+    "%=": operator.mod,
+    "**=": _guarded_pow,
 }
 
 
@@ -115,9 +120,35 @@ def _business_hours_from_now(hours: int) -> str:
 _SAFE_BUILTINS = {
     name: getattr(__import__("builtins"), name)
     for name in (
-        "abs", "all", "any", "bool", "dict", "divmod", "enumerate", "float", "int", "isinstance",
-        "len", "list", "max", "min", "reversed", "round", "set", "sorted", "str", "sum", "tuple",
-        "zip", "True", "False", "None", "ValueError", "TypeError", "KeyError", "Exception",
+        "abs",
+        "all",
+        "any",
+        "bool",
+        "dict",
+        "divmod",
+        "enumerate",
+        "float",
+        "int",
+        "isinstance",
+        "len",
+        "list",
+        "max",
+        "min",
+        "reversed",
+        "round",
+        "set",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "zip",
+        "True",
+        "False",
+        "None",
+        "ValueError",
+        "TypeError",
+        "KeyError",
+        "Exception",
     )
 }
 _SAFE_BUILTINS["range"] = limited_range

@@ -109,7 +109,7 @@ def _parse(bpmn_xml: str, dmn_xmls: list[str], process_id: str | None) -> Parsed
         ids = parser.get_process_ids()
         if not ids:
             raise DiagramError(
-                "the diagram has no executable process (set isExecutable=\"true\" on a process)"
+                'the diagram has no executable process (set isExecutable="true" on a process)'
             )
         chosen = process_id if process_id in ids else _main_process(parser, ids)
         spec = parser.get_spec(chosen)

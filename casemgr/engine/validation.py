@@ -6,6 +6,8 @@ raised: the API answers any body, however broken, with a list of errors.
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
@@ -14,6 +16,8 @@ from casemgr.engine.specs import DiagramError, checked_xml, parse_process, prope
 from casemgr.models.users import ROLES
 
 RESERVED_IDS = {"Start", "End"}
+# An ISO duration or repeating interval without quotes: the classic timer mistake.
+_UNQUOTED_ISO = re.compile(r"(R\d*/)?P(\d+[YMWD])*(T(\d+(\.\d+)?[HMS])+)?")
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 
@@ -66,8 +70,11 @@ def _lanes_and_roles(parsed) -> list[dict]:
         if info.role is None:
             where = f"lane {info.lane!r}" if info.lane else "no lane"
             errors.append(
-                _err(info.bpmn_id, f"user task {info.title!r} has {where}, which names no role; "
-                     f"use one of: {', '.join(ROLES)}")
+                _err(
+                    info.bpmn_id,
+                    f"user task {info.title!r} has {where}, which names no role; "
+                    f"use one of: {', '.join(ROLES)}",
+                )
             )
         elif info.role not in ROLES:
             errors.append(_err(info.bpmn_id, f"unknown role {info.role!r}"))
@@ -83,7 +90,9 @@ def _forms(parsed) -> list[dict]:
         keys.append((None, parsed.start_form))
     for element, key in keys:
         if key not in FORMS:
-            errors.append(_err(element, f"unknown form key {key!r}; known: {', '.join(sorted(FORMS))}"))
+            errors.append(
+                _err(element, f"unknown form key {key!r}; known: {', '.join(sorted(FORMS))}")
+            )
     return errors
 
 
@@ -92,7 +101,9 @@ def _four_eyes(parsed) -> list[dict]:
     for info in parsed.human_tasks.values():
         for name in info.four_eyes:
             if name not in parsed.human_tasks:
-                errors.append(_err(info.bpmn_id, f"four-eyes names {name!r}, which is not a user task"))
+                errors.append(
+                    _err(info.bpmn_id, f"four-eyes names {name!r}, which is not a user task")
+                )
     return errors
 
 
@@ -122,6 +133,15 @@ def _code(parsed) -> list[dict]:
         if due:
             snippets.append(("due date", due, "eval"))
         for what, source, mode in snippets:
+            if what in ("timer", "due date") and _UNQUOTED_ISO.fullmatch(source.strip()):
+                errors.append(
+                    _err(
+                        element,
+                        f"{what} of {element}: {source.strip()} is read as a "
+                        f'Python name; write "{source.strip()}" in quotes',
+                    )
+                )
+                continue
             for problem in check_code(source, mode):
                 errors.append(_err(element, f"{what} of {element}: {problem}"))
     return errors
@@ -136,8 +156,11 @@ def _gateways(parsed) -> list[dict]:
         outgoing = len(spec.outputs)
         if outgoing > 1 and spec.default_task_spec is None and len(conditions) < outgoing:
             errors.append(
-                _err(spec.bpmn_id, f"gateway {spec.bpmn_name or spec.bpmn_id!r} needs a default "
-                     "flow or a condition on every outgoing flow")
+                _err(
+                    spec.bpmn_id,
+                    f"gateway {spec.bpmn_name or spec.bpmn_id!r} needs a default "
+                    "flow or a condition on every outgoing flow",
+                )
             )
     return errors
 
@@ -149,6 +172,10 @@ def _services(parsed) -> list[dict]:
     for spec in _all_specs(parsed):
         name = getattr(spec, "operation_name", None)
         if name is not None and name not in OPERATIONS:
-            errors.append(_err(spec.bpmn_id, f"unknown service operation {name!r}; known: "
-                               f"{', '.join(sorted(OPERATIONS))}"))
+            errors.append(
+                _err(
+                    spec.bpmn_id,
+                    f"unknown service operation {name!r}; known: {', '.join(sorted(OPERATIONS))}",
+                )
+            )
     return errors

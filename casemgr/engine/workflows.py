@@ -121,4 +121,3 @@ def jsonable(value):
 
 def to_json_text(value) -> str:
     return json.dumps(jsonable(value))
-

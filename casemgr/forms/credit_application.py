@@ -46,8 +46,9 @@ class CreditIntakeForm(Form):
         "Years in business", validators=[InputRequired(), NumberRange(min=0, max=300)]
     )
     requested_limit = money_field("Requested credit limit", minimum="1.00")
-    requested_terms_days = SelectField("Requested terms", choices=TERMS[1:], default=30,
-                                       coerce=int, validators=[InputRequired()])
+    requested_terms_days = SelectField(
+        "Requested terms", choices=TERMS[1:], default=30, coerce=int, validators=[InputRequired()]
+    )
     trade_ref_1 = _text("Trade reference 1 (company, contact, phone)", max_length=300)
     trade_ref_2 = _text("Trade reference 2 (company, contact, phone)", max_length=300)
     trade_ref_3 = _text("Trade reference 3 (company, contact, phone)", max_length=300)
@@ -57,41 +58,57 @@ class CreditIntakeForm(Form):
     sales_rep = _text("Sales rep (user name)", required=False, max_length=80)
 
     def validate_tax_exempt_expiry(self, field):
-        require_if(self, field, bool(self.tax_exempt_number.data),
-                   "Give the certificate's expiry date.")
+        require_if(
+            self, field, bool(self.tax_exempt_number.data), "Give the certificate's expiry date."
+        )
         if field.data and field.data <= date.today():
-            raise ValidationError("The certificate has expired; ask the customer for a current one.")
+            raise ValidationError(
+                "The certificate has expired; ask the customer for a current one."
+            )
 
 
 @register("credit_review")
 class CreditReviewForm(Form):
     bureau_source = SelectField(
         "Credit bureau",
-        choices=[("creditsafe", "CreditSafe"), ("dnb", "Dun & Bradstreet"),
-                 ("experian", "Experian Business"), ("equifax", "Equifax Business")],
+        choices=[
+            ("creditsafe", "CreditSafe"),
+            ("dnb", "Dun & Bradstreet"),
+            ("experian", "Experian Business"),
+            ("equifax", "Equifax Business"),
+        ],
         validators=[InputRequired()],
     )
-    bureau_score = IntegerField("Bureau score (0-1000)",
-                                validators=[InputRequired(), NumberRange(min=0, max=1000)])
+    bureau_score = IntegerField(
+        "Bureau score (0-1000)", validators=[InputRequired(), NumberRange(min=0, max=1000)]
+    )
     bureau_report_date = DateField("Bureau report date", validators=[InputRequired()])
-    trade_refs_verified = IntegerField("Trade references verified (0-3)",
-                                       validators=[InputRequired(), NumberRange(min=0, max=3)])
+    trade_refs_verified = IntegerField(
+        "Trade references verified (0-3)", validators=[InputRequired(), NumberRange(min=0, max=3)]
+    )
     fraud_flags = SelectMultipleField(
         "Fraud flags",
-        choices=[("tax_id_mismatch", "Tax ID mismatch"), ("address_mismatch", "Address mismatch"),
-                 ("under_one_year", "Business under one year"),
-                 ("free_mail_domain", "Free-mail e-mail domain")],
+        choices=[
+            ("tax_id_mismatch", "Tax ID mismatch"),
+            ("address_mismatch", "Address mismatch"),
+            ("under_one_year", "Business under one year"),
+            ("free_mail_domain", "Free-mail e-mail domain"),
+        ],
         validators=[Optional()],
     )
     review_action = SelectField(
         "Next step",
-        choices=[("recommend", "Recommend a limit"),
-                 ("request_info", "Ask the customer for more information")],
-        default="recommend", validators=[InputRequired()],
+        choices=[
+            ("recommend", "Recommend a limit"),
+            ("request_info", "Ask the customer for more information"),
+        ],
+        default="recommend",
+        validators=[InputRequired()],
     )
     recommended_limit = money_field("Recommended credit limit", required=False)
-    recommended_terms_days = SelectField("Recommended terms", choices=TERMS, default=30,
-                                         coerce=int, validators=[Optional()])
+    recommended_terms_days = SelectField(
+        "Recommended terms", choices=TERMS, default=30, coerce=int, validators=[Optional()]
+    )
     info_request = TextAreaField("What the customer must send", validators=[Length(max=2000)])
     review_notes = TextAreaField("Notes", validators=[Length(max=4000)])
 
@@ -103,25 +120,35 @@ class CreditReviewForm(Form):
         recommending = self.review_action.data == "recommend"
         require_if(self, field, recommending, "Recommend a limit (0 for cash in advance).")
         requested = Context.of(self).get("requested_limit")
-        if recommending and field.data is not None and requested is not None:
-            if field.data > Decimal(str(requested)):
-                raise ValidationError(f"Cannot recommend more than the {requested} requested.")
+        too_much = (
+            field.data is not None
+            and requested is not None
+            and (field.data > Decimal(str(requested)))
+        )
+        if recommending and too_much:
+            raise ValidationError(f"Cannot recommend more than the {requested} requested.")
 
     def validate_info_request(self, field):
-        require_if(self, field, self.review_action.data == "request_info",
-                   "Say what the customer must send.")
+        require_if(
+            self,
+            field,
+            self.review_action.data == "request_info",
+            "Say what the customer must send.",
+        )
 
 
 @register("credit_customer_info")
 class CreditCustomerInfoForm(Form):
-    info_received = TextAreaField("Information received from the customer",
-                                  validators=[InputRequired(), Length(max=4000)])
+    info_received = TextAreaField(
+        "Information received from the customer", validators=[InputRequired(), Length(max=4000)]
+    )
 
 
 @register("credit_reminder")
 class CreditReminderForm(Form):
     reminder_channel = SelectField(
-        "Reminder sent by", choices=[("email", "E-mail"), ("phone", "Phone"), ("letter", "Letter")],
+        "Reminder sent by",
+        choices=[("email", "E-mail"), ("phone", "Phone"), ("letter", "Letter")],
         validators=[InputRequired()],
     )
     reminder_note = TextAreaField("Note", validators=[Length(max=2000)])
@@ -131,8 +158,12 @@ class CreditReminderForm(Form):
 class CreditApprovalForm(Form):
     decision = SelectField(
         "Decision",
-        choices=[("approve", "Approve as recommended"), ("reduce", "Approve a lower limit"),
-                 ("decline", "Decline"), ("send_back", "Send back for more information")],
+        choices=[
+            ("approve", "Approve as recommended"),
+            ("reduce", "Approve a lower limit"),
+            ("decline", "Decline"),
+            ("send_back", "Send back for more information"),
+        ],
         validators=[InputRequired()],
     )
     approved_limit = money_field("Approved limit (when reducing)", required=False)
@@ -141,10 +172,18 @@ class CreditApprovalForm(Form):
     def validate_approved_limit(self, field):
         require_if(self, field, self.decision.data == "reduce", "Give the reduced limit.")
         recommended = Context.of(self).get("recommended_limit")
-        if self.decision.data == "reduce" and field.data is not None and recommended is not None:
-            if field.data >= Decimal(str(recommended)):
-                raise ValidationError(f"A reduced limit must be below the {recommended} recommended.")
+        not_lower = (
+            field.data is not None
+            and recommended is not None
+            and (field.data >= Decimal(str(recommended)))
+        )
+        if self.decision.data == "reduce" and not_lower:
+            raise ValidationError(f"A reduced limit must be below the {recommended} recommended.")
 
     def validate_comment(self, field):
-        require_if(self, field, self.decision.data in ("reduce", "decline", "send_back"),
-                   "Say why (the requester sees this comment).")
+        require_if(
+            self,
+            field,
+            self.decision.data in ("reduce", "decline", "send_back"),
+            "Say why (the requester sees this comment).",
+        )

@@ -146,8 +146,26 @@ def _boolean_errors(form_cls: type[Form], data: dict) -> dict:
     for field in form_cls():
         if isinstance(field, BooleanField) and field.name in data:
             value = data[field.name]
-            if value not in (True, False, None, "true", "false", "True", "False", "0", "1", 0, 1,
-                             "y", "n", "yes", "no", "on", "off", ""):
+            if value not in (
+                True,
+                False,
+                None,
+                "true",
+                "false",
+                "True",
+                "False",
+                "0",
+                "1",
+                0,
+                1,
+                "y",
+                "n",
+                "yes",
+                "no",
+                "on",
+                "off",
+                "",
+            ):
                 errors[field.name] = ["Not a valid boolean value."]
     return errors
 

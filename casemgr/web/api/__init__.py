@@ -7,8 +7,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 def register_api(app) -> None:
     from casemgr.extensions import csrf
-    from casemgr.web.api import errors  # noqa: F401
-    from casemgr.web.api import cases, ledger, openapi, processes, tasks  # noqa: F401
+    from casemgr.web.api import cases, errors, ledger, openapi, processes, tasks  # noqa: F401
 
     csrf.exempt(bp)
     app.register_blueprint(bp)

@@ -19,8 +19,11 @@ from casemgr.web.api.serializers import case_json, case_type_json
 
 
 @bp.get("/case-types")
-@doc("Published case types, each at its newest version",
-     responses={200: ("The case types", array_of("CaseType"))}, tag="cases")
+@doc(
+    "Published case types, each at its newest version",
+    responses={200: ("The case types", array_of("CaseType"))},
+    tag="cases",
+)
 @token_required
 def list_case_types():
     """Published case types with their newest version: what a client may start."""
@@ -35,8 +38,11 @@ def _start_request(body: dict, user: User) -> tuple[str, dict]:
     """
     key = body.get("case_type")
     if not isinstance(key, str) or not key.strip():
-        raise ApiError(422, "case_type is required",
-                       {"case_type": ["give the key of a case type, e.g. credit_application"]})
+        raise ApiError(
+            422,
+            "case_type is required",
+            {"case_type": ["give the key of a case type, e.g. credit_application"]},
+        )
     data = body.get("data")
     if data is None:
         return key, {}
@@ -44,19 +50,25 @@ def _start_request(body: dict, user: User) -> tuple[str, dict]:
         known = any(ct.key == key for ct in published_case_types())
         if known and not access.can_start(user, key):
             raise Forbidden("your roles may not start this case type")
-        raise ApiError(422, "data must be a JSON object",
-                       {"data": ["must be an object of field names to values"]})
+        raise ApiError(
+            422,
+            "data must be a JSON object",
+            {"data": ["must be an object of field names to values"]},
+        )
     return key, data
 
 
 @bp.post("/cases")
-@doc("Start a case and run it to its first wait state",
-     json_body=ref("StartCase"),
-     responses={201: ("The new case", ref("Case"))},
-     errors=(403, 413, 422),
-     headers={201: {"Location": {"schema": {"type": "string"},
-                                 "description": "the case's address"}}},
-     tag="cases")
+@doc(
+    "Start a case and run it to its first wait state",
+    json_body=ref("StartCase"),
+    responses={201: ("The new case", ref("Case"))},
+    errors=(403, 413, 422),
+    headers={
+        201: {"Location": {"schema": {"type": "string"}, "description": "the case's address"}}
+    },
+    tag="cases",
+)
 @token_required
 def create_case():
     """Start a case; what the data lacks is asked for by the case's first human task."""
@@ -84,8 +96,12 @@ def _load_case(case_id: int) -> Case | None:
 
 
 @bp.get("/cases/<int:case_id>")
-@doc("A case with its tasks and timeline",
-     responses={200: ("The case", ref("Case"))}, errors=(403, 404), tag="cases")
+@doc(
+    "A case with its tasks and timeline",
+    responses={200: ("The case", ref("Case"))},
+    errors=(403, 404),
+    tag="cases",
+)
 @token_required
 def get_case(case_id: int):
     """Read one case: its data, its human tasks and its timeline, oldest first."""

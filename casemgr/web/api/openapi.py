@@ -46,8 +46,13 @@ def array_of(name: str) -> dict:
 
 
 def query(name: str, schema: dict, description: str) -> dict:
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
 
 
 def doc(
@@ -91,8 +96,9 @@ def _path_and_parameters(rule: str) -> tuple[str, list[dict]]:
     params = []
     for match in _RULE_ARG.finditer(rule):
         schema = _CONVERTER_SCHEMAS.get(match.group("converter") or "", {"type": "string"})
-        params.append({"name": match.group("name"), "in": "path", "required": True,
-                       "schema": dict(schema)})
+        params.append(
+            {"name": match.group("name"), "in": "path", "required": True, "schema": dict(schema)}
+        )
     return _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule), params
 
 
@@ -101,19 +107,29 @@ def _content(media: str, schema: dict | None) -> dict:
 
 
 def _error_response(status: int) -> dict:
-    return {"description": _ERROR_TEXT.get(status, "Error"), "content": _content(JSON, ref("Error"))}
+    return {
+        "description": _ERROR_TEXT.get(status, "Error"),
+        "content": _content(JSON, ref("Error")),
+    }
 
 
 def _documented(meta: dict, path_params: list[dict]) -> dict:
-    op: dict[str, Any] = {"summary": meta["summary"], "parameters": path_params + meta["parameters"]}
+    op: dict[str, Any] = {
+        "summary": meta["summary"],
+        "parameters": path_params + meta["parameters"],
+    }
     if meta["tag"]:
         op["tags"] = [meta["tag"]]
     if meta["json_body"] is not None:
-        op["requestBody"] = {"required": meta["body_required"],
-                             "content": _content(JSON, meta["json_body"])}
+        op["requestBody"] = {
+            "required": meta["body_required"],
+            "content": _content(JSON, meta["json_body"]),
+        }
     elif meta["raw_body"]:
-        op["requestBody"] = {"required": True,
-                             "content": _content(meta["raw_body"], {"type": "string"})}
+        op["requestBody"] = {
+            "required": True,
+            "content": _content(meta["raw_body"], {"type": "string"}),
+        }
     responses: dict[str, Any] = {}
     for status, (text, schema, *media) in meta["responses"].items():
         answer: dict[str, Any] = {"description": text}
@@ -142,8 +158,10 @@ def _generic(view: Callable, path_params: list[dict], method: str) -> dict:
         "parameters": path_params,
         "responses": {
             "200": {"description": "OK", "content": _content(JSON, {})},
-            "default": {"description": "An error (see the contract)",
-                        "content": _content(JSON, ref("Error"))},
+            "default": {
+                "description": "An error (see the contract)",
+                "content": _content(JSON, ref("Error")),
+            },
         },
     }
     if method in ("POST", "PUT", "PATCH"):
@@ -206,8 +224,10 @@ SCHEMAS: dict[str, dict] = {
             "errors": {
                 "description": "By field for data (422), or a list of diagram problems",
                 "oneOf": [
-                    {"type": "object",
-                     "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+                    {
+                        "type": "object",
+                        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    },
                     {"type": "array", "items": {"$ref": "#/components/schemas/DiagramProblem"}},
                 ],
             },
@@ -221,8 +241,11 @@ SCHEMAS: dict[str, dict] = {
     "CaseType": {
         "type": "object",
         "required": ["key", "name", "version"],
-        "properties": {"key": {"type": "string"}, "name": {"type": "string"},
-                       "version": {"type": "integer"}},
+        "properties": {
+            "key": {"type": "string"},
+            "name": {"type": "string"},
+            "version": {"type": "integer"},
+        },
     },
     "StartCase": {
         "type": "object",
@@ -231,8 +254,19 @@ SCHEMAS: dict[str, dict] = {
     },
     "TaskSummary": {
         "type": "object",
-        "required": ["id", "case_id", "case_type", "name", "title", "role", "assignee", "state",
-                     "due_at", "completed_by", "completed_at"],
+        "required": [
+            "id",
+            "case_id",
+            "case_type",
+            "name",
+            "title",
+            "role",
+            "assignee",
+            "state",
+            "due_at",
+            "completed_by",
+            "completed_at",
+        ],
         "properties": {
             "id": {"type": "integer"},
             "case_id": {"type": "integer"},
@@ -255,16 +289,40 @@ SCHEMAS: dict[str, dict] = {
     },
     "FormField": {
         "type": "object",
-        "required": ["name", "label", "type", "required", "choices", "default", "placeholder",
-                     "min", "max", "max_length"],
+        "required": [
+            "name",
+            "label",
+            "type",
+            "required",
+            "choices",
+            "default",
+            "placeholder",
+            "min",
+            "max",
+            "max_length",
+        ],
         "properties": {
             "name": {"type": "string"},
             "label": {"type": "string"},
-            "type": {"enum": ["string", "text", "email", "integer", "decimal", "date", "boolean",
-                              "choice", "multi_choice", "file"]},
+            "type": {
+                "enum": [
+                    "string",
+                    "text",
+                    "email",
+                    "integer",
+                    "decimal",
+                    "date",
+                    "boolean",
+                    "choice",
+                    "multi_choice",
+                    "file",
+                ]
+            },
             "required": {"type": "boolean"},
-            "choices": {"type": ["array", "null"],
-                        "items": {"type": "array", "items": {"type": "string"}}},
+            "choices": {
+                "type": ["array", "null"],
+                "items": {"type": "array", "items": {"type": "string"}},
+            },
             "default": {},
             "placeholder": _STR_OR_NULL,
             "min": {},
@@ -275,22 +333,33 @@ SCHEMAS: dict[str, dict] = {
     "Form": {
         "type": "object",
         "required": ["key", "fields"],
-        "properties": {"key": _STR_OR_NULL,
-                       "fields": {"type": "array", "items": {"$ref": "#/components/schemas/FormField"}}},
+        "properties": {
+            "key": _STR_OR_NULL,
+            "fields": {"type": "array", "items": {"$ref": "#/components/schemas/FormField"}},
+        },
     },
     "Task": {
         "allOf": [
             {"$ref": "#/components/schemas/TaskSummary"},
-            {"type": "object", "required": ["form"],
-             "properties": {"form": {"$ref": "#/components/schemas/Form"},
-                            "case_title": {"type": "string"}}},
+            {
+                "type": "object",
+                "required": ["form"],
+                "properties": {
+                    "form": {"$ref": "#/components/schemas/Form"},
+                    "case_title": {"type": "string"},
+                },
+            },
         ]
     },
     "CaseEvent": {
         "type": "object",
         "required": ["at", "actor", "kind", "detail"],
-        "properties": {"at": _TIME, "actor": {"type": "string"}, "kind": {"type": "string"},
-                       "detail": {"type": "object"}},
+        "properties": {
+            "at": _TIME,
+            "actor": {"type": "string"},
+            "kind": {"type": "string"},
+            "detail": {"type": "object"},
+        },
     },
     "Case": {
         "type": "object",
@@ -325,9 +394,10 @@ SCHEMAS: dict[str, dict] = {
     "BulkComplete": {
         "type": "object",
         "required": ["tasks"],
-        "properties": {"tasks": {"type": "array", "items": {"type": ["integer", "string"]},
-                                 "maxItems": 500},
-                       "data": {"type": "object"}},
+        "properties": {
+            "tasks": {"type": "array", "items": {"type": ["integer", "string"]}, "maxItems": 500},
+            "data": {"type": "object"},
+        },
     },
     "BulkResults": {
         "type": "object",
@@ -338,8 +408,11 @@ SCHEMAS: dict[str, dict] = {
                 "additionalProperties": {
                     "type": "object",
                     "required": ["status"],
-                    "properties": {"status": {"type": "integer"}, "error": {"type": "string"},
-                                   "errors": {"type": "object"}},
+                    "properties": {
+                        "status": {"type": "integer"},
+                        "error": {"type": "string"},
+                        "errors": {"type": "object"},
+                    },
                 },
             }
         },
@@ -347,9 +420,10 @@ SCHEMAS: dict[str, dict] = {
     "ValidationResult": {
         "type": "object",
         "required": ["valid", "errors"],
-        "properties": {"valid": {"type": "boolean"},
-                       "errors": {"type": "array",
-                                  "items": {"$ref": "#/components/schemas/DiagramProblem"}}},
+        "properties": {
+            "valid": {"type": "boolean"},
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/DiagramProblem"}},
+        },
     },
     "PublishedVersion": {
         "type": "object",
@@ -359,16 +433,24 @@ SCHEMAS: dict[str, dict] = {
     "ProcessVersion": {
         "type": "object",
         "required": ["version", "published_at", "published_by", "sha256"],
-        "properties": {"version": {"type": "integer"}, "published_at": _TIME,
-                       "published_by": _STR_OR_NULL, "sha256": {"type": "string"},
-                       "process_id": {"type": "string"}},
+        "properties": {
+            "version": {"type": "integer"},
+            "published_at": _TIME,
+            "published_by": _STR_OR_NULL,
+            "sha256": {"type": "string"},
+            "process_id": {"type": "string"},
+        },
     },
 }
 
 
 @bp.get("/openapi.json")
-@doc("This document", responses={200: ("The OpenAPI 3.1 document", {"type": "object"})},
-     auth=False, tag="meta")
+@doc(
+    "This document",
+    responses={200: ("The OpenAPI 3.1 document", {"type": "object"})},
+    auth=False,
+    tag="meta",
+)
 def openapi_document():
     """The API's OpenAPI document; readable without a token, like any published contract."""
     return jsonify(build_document(current_app))

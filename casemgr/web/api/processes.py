@@ -54,10 +54,13 @@ def _decision_tables(raw: bytes) -> list[str]:
 
 
 @bp.post("/processes/validate")
-@doc("Validate a BPMN diagram without publishing it",
-     raw_body=XML,
-     responses={200: ("Whether it is valid, and every problem found", ref("ValidationResult"))},
-     errors=(403, 413), tag="processes")
+@doc(
+    "Validate a BPMN diagram without publishing it",
+    raw_body=XML,
+    responses={200: ("Whether it is valid, and every problem found", ref("ValidationResult"))},
+    errors=(403, 413),
+    tag="processes",
+)
 @token_required
 def validate_diagram():
     """Report every problem of a diagram; any body gets an answer, never an error page."""
@@ -74,17 +77,27 @@ def _case_type(key: str) -> CaseType:
 
 
 @bp.post("/case-types/<key>/versions")
-@doc("Publish a BPMN diagram as the case type's next version",
-     raw_body=XML,
-     responses={201: ("The published version", ref("PublishedVersion"))},
-     errors=(403, 409, 413, 422), tag="processes")
+@doc(
+    "Publish a BPMN diagram as the case type's next version",
+    raw_body=XML,
+    responses={201: ("The published version", ref("PublishedVersion"))},
+    errors=(403, 409, 413, 422),
+    tag="processes",
+)
 @token_required
 def publish_version(key: str):
     """Validate and publish; a new key creates the case type at version 1."""
     raw = _diagram_body(current_api_user())
     if not KEY_PATTERN.fullmatch(key):
-        raise ApiError(422, "invalid case-type key", {"key": [
-            "lower-case letters, digits and _, starting with a letter, 2 to 80 characters"]})
+        raise ApiError(
+            422,
+            "invalid case-type key",
+            {
+                "key": [
+                    "lower-case letters, digits and _, starting with a letter, 2 to 80 characters"
+                ]
+            },
+        )
     text = _text(raw)
     if text is None:
         problems = [{"element": None, "message": "the file is not UTF-8 text"}]
@@ -97,20 +110,22 @@ def publish_version(key: str):
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise ApiError(409, "another version was published at the same moment; send it again") \
-            from None
+        raise ApiError(
+            409, "another version was published at the same moment; send it again"
+        ) from None
     response = jsonify({"key": key, "version": version.version})
     response.status_code = 201
-    response.headers["Location"] = url_for(
-        "api.get_version_bpmn", key=key, number=version.version
-    )
+    response.headers["Location"] = url_for("api.get_version_bpmn", key=key, number=version.version)
     return response
 
 
 @bp.get("/case-types/<key>/versions")
-@doc("The published versions of a case type, oldest first",
-     responses={200: ("The versions", array_of("ProcessVersion"))}, errors=(404,),
-     tag="processes")
+@doc(
+    "The published versions of a case type, oldest first",
+    responses={200: ("The versions", array_of("ProcessVersion"))},
+    errors=(404,),
+    tag="processes",
+)
 @token_required
 def list_versions(key: str):
     """Every published version: running cases stay on theirs, so old ones stay readable."""
@@ -118,9 +133,12 @@ def list_versions(key: str):
 
 
 @bp.get("/case-types/<key>/versions/<int:number>/bpmn")
-@doc("The BPMN XML of one version",
-     responses={200: ("The diagram", {"type": "string"}, XML)}, errors=(404,),
-     tag="processes")
+@doc(
+    "The BPMN XML of one version",
+    responses={200: ("The diagram", {"type": "string"}, XML)},
+    errors=(404,),
+    tag="processes",
+)
 @token_required
 def get_version_bpmn(key: str, number: int):
     """The diagram exactly as published, for the modeler and the case view."""

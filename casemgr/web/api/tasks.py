@@ -6,6 +6,7 @@ the engine decides who may do what. The inbox reads the task index only (never a
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,9 +61,10 @@ def parse_inbox_query() -> InboxQuery:
     args = request.args
     errors: dict[str, list[str]] = {}
     case_type = args.get("case_type") or None
-    if case_type is not None and not db.session.execute(
-        db.select(CaseType.id).filter_by(key=case_type)
-    ).first():
+    if (
+        case_type is not None
+        and not db.session.execute(db.select(CaseType.id).filter_by(key=case_type)).first()
+    ):
         errors["case_type"] = [f"unknown case type {case_type!r}"]
     role = args.get("role") or None
     if role is not None and role not in ROLES:
@@ -164,26 +166,41 @@ def inbox(user: User, params: InboxQuery, now: datetime) -> tuple[list[TaskRecor
 INBOX_PARAMETERS = [
     query("case_type", {"type": "string"}, "only tasks of this case type"),
     query("role", {"enum": list(ROLES)}, "only tasks of this role"),
-    query("assignee", {"type": "string"},
-          "`me`, `none` (unclaimed, of your roles) or a user name (managers and admins)"),
+    query(
+        "assignee",
+        {"type": "string"},
+        "`me`, `none` (unclaimed, of your roles) or a user name (managers and admins)",
+    ),
     query("overdue", {"enum": ["1", "0"]}, "1: only tasks past their due date"),
     query("q", {"type": "string"}, "customer number or name, case title, or case id"),
-    query("sort", {"enum": list(SORTS), "default": "due_at"},
-          "due_at: soonest first, undated last"),
-    query("limit", {"type": "integer", "minimum": 0, "default": DEFAULT_LIMIT},
-          f"page size; above {MAX_LIMIT} counts as {MAX_LIMIT}"),
+    query(
+        "sort", {"enum": list(SORTS), "default": "due_at"}, "due_at: soonest first, undated last"
+    ),
+    query(
+        "limit",
+        {"type": "integer", "minimum": 0, "default": DEFAULT_LIMIT},
+        f"page size; above {MAX_LIMIT} counts as {MAX_LIMIT}",
+    ),
     query("offset", {"type": "integer", "minimum": 0, "default": 0}, "tasks to skip"),
 ]
 
 
 @bp.get("/tasks")
-@doc("The caller's inbox",
-     parameters=INBOX_PARAMETERS,
-     responses={200: ("Open tasks, soonest due first", array_of("TaskSummary"))},
-     errors=(422,),
-     headers={200: {"X-Total-Count": {"schema": {"type": "integer"},
-                                      "description": "matching tasks before paging"}}},
-     tag="tasks")
+@doc(
+    "The caller's inbox",
+    parameters=INBOX_PARAMETERS,
+    responses={200: ("Open tasks, soonest due first", array_of("TaskSummary"))},
+    errors=(422,),
+    headers={
+        200: {
+            "X-Total-Count": {
+                "schema": {"type": "integer"},
+                "description": "matching tasks before paging",
+            }
+        }
+    },
+    tag="tasks",
+)
 @token_required
 def list_tasks():
     """Open tasks assigned to the caller and unclaimed ones of the caller's roles."""
@@ -197,8 +214,12 @@ def list_tasks():
 
 
 @bp.get("/tasks/<int:task_id>")
-@doc("A task with its form", responses={200: ("The task", ref("Task"))}, errors=(403, 404),
-     tag="tasks")
+@doc(
+    "A task with its form",
+    responses={200: ("The task", ref("Task"))},
+    errors=(403, 404),
+    tag="tasks",
+)
 @token_required
 def get_task(task_id: int):
     """One task, with the description of the form that completes it."""
@@ -217,8 +238,12 @@ def _reason(body: dict, task_id: int, user: User) -> str:
 
 
 @bp.post("/tasks/<int:task_id>/claim")
-@doc("Claim a task", responses={200: ("The task, now assigned to the caller", ref("Task"))},
-     errors=(403, 404, 409), tag="tasks")
+@doc(
+    "Claim a task",
+    responses={200: ("The task, now assigned to the caller", ref("Task"))},
+    errors=(403, 404, 409),
+    tag="tasks",
+)
 @token_required
 def claim_task(task_id: int):
     """Take a task from its role's queue; another user's claim is a 409."""
@@ -226,10 +251,14 @@ def claim_task(task_id: int):
 
 
 @bp.post("/tasks/<int:task_id>/unclaim")
-@doc("Give a task back to its role's queue",
-     json_body=ref("Unclaim"), body_required=False,
-     responses={200: ("The task, unassigned", ref("Task"))},
-     errors=(403, 404, 409, 422), tag="tasks")
+@doc(
+    "Give a task back to its role's queue",
+    json_body=ref("Unclaim"),
+    body_required=False,
+    responses={200: ("The task, unassigned", ref("Task"))},
+    errors=(403, 404, 409, 422),
+    tag="tasks",
+)
 @token_required
 def unclaim_task(task_id: int):
     """Only the assignee, a credit manager or an admin may put a task back in the queue."""
@@ -239,10 +268,13 @@ def unclaim_task(task_id: int):
 
 
 @bp.post("/tasks/<int:task_id>/assign")
-@doc("Assign a task to a user who holds its role",
-     json_body=ref("Assign"),
-     responses={200: ("The task, assigned", ref("Task"))},
-     errors=(403, 404, 409, 422), tag="tasks")
+@doc(
+    "Assign a task to a user who holds its role",
+    json_body=ref("Assign"),
+    responses={200: ("The task, assigned", ref("Task"))},
+    errors=(403, 404, 409, 422),
+    tag="tasks",
+)
 @token_required
 def assign_task(task_id: int):
     """A credit manager or admin hands a task to someone holding its role."""
@@ -253,10 +285,8 @@ def assign_task(task_id: int):
     if not isinstance(name, str) or not name.strip():
         # The engine answers 404, 403 and 409 before it looks the user up, where an empty
         # name is refused; that refusal is reported as the missing field it is.
-        try:
+        with suppress(Invalid):
             cases.assign_task(task_id, "", user, reason)
-        except Invalid:
-            pass
         raise ApiError(422, "user is required", {"user": ["give the user name to assign to"]})
     return jsonify(task_json(cases.assign_task(task_id, name.strip(), user, reason)))
 
@@ -274,16 +304,23 @@ def _form_data(body: dict, task_id: int, user: User) -> dict:
         return {}
     if not isinstance(data, dict):
         _refuse_as_completion_would(task_id, user)
-        raise ApiError(422, "data must be a JSON object",
-                       {"data": ["must be an object of field names to values"]})
+        raise ApiError(
+            422,
+            "data must be a JSON object",
+            {"data": ["must be an object of field names to values"]},
+        )
     return data
 
 
 @bp.post("/tasks/<int:task_id>/complete")
-@doc("Complete a task with its form's data",
-     json_body=ref("Complete"), body_required=False,
-     responses={200: ("The case, run to its next wait state", ref("Case"))},
-     errors=(403, 404, 409, 413, 422), tag="tasks")
+@doc(
+    "Complete a task with its form's data",
+    json_body=ref("Complete"),
+    body_required=False,
+    responses={200: ("The case, run to its next wait state", ref("Case"))},
+    errors=(403, 404, 409, 413, 422),
+    tag="tasks",
+)
 @token_required
 def complete_task(task_id: int):
     """Validate against the task's form and complete it; an unclaimed task is claimed first."""
@@ -294,10 +331,13 @@ def complete_task(task_id: int):
 
 
 @bp.post("/tasks/bulk-complete")
-@doc("Complete several tasks with the same data, each as if alone",
-     json_body=ref("BulkComplete"),
-     responses={200: ("Each task's own status and error", ref("BulkResults"))},
-     errors=(413, 422), tag="tasks")
+@doc(
+    "Complete several tasks with the same data, each as if alone",
+    json_body=ref("BulkComplete"),
+    responses={200: ("Each task's own status and error", ref("BulkResults"))},
+    errors=(413, 422),
+    tag="tasks",
+)
 @token_required
 def bulk_complete():
     """A manager approving a batch: one task's failure stops no other."""
