@@ -88,20 +88,33 @@ def _engine_failure(exc: SpiffWorkflowException) -> str:
 
 
 def start_case(case_type_key: str, data: dict | None, user: User) -> Case:
-    data = dict(data or {})
-    case_type = db.session.execute(
-        db.select(CaseType).filter_by(key=case_type_key)
-    ).scalar_one_or_none()
-    if case_type is None or case_type.latest() is None:
-        raise Invalid(
-            f"unknown case type {case_type_key!r}",
-            {"case_type": [f"unknown case type {case_type_key!r}"]},
-        )
+    """Start a case for a person or a system (API, web); checks who may start what."""
+    case_type = _case_type(case_type_key)
     if not access.can_start(user, case_type.key):
         raise Forbidden(f"your roles may not start a {case_type.name} case")
+    try:
+        case = start_in_transaction(case_type, data, user)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return case
+
+
+def _case_type(key: str) -> CaseType:
+    case_type = db.session.execute(db.select(CaseType).filter_by(key=key)).scalar_one_or_none()
+    if case_type is None or case_type.latest() is None:
+        raise Invalid(f"unknown case type {key!r}", {"case_type": [f"unknown case type {key!r}"]})
+    return case_type
+
+
+def start_in_transaction(case_type: CaseType | str, data: dict | None, user: User | None) -> Case:
+    """Start and run to the first wait state without committing (a case may start another)."""
+    if isinstance(case_type, str):
+        case_type = _case_type(case_type)
     version = case_type.latest()
     parsed = parsed_for(version)
-    data = _checked_start_data(parsed.start_form, data)
+    data = _checked_start_data(parsed.start_form, dict(data or {}))
     case = Case(
         case_type=case_type,
         process_version=version,
@@ -118,14 +131,10 @@ def start_case(case_type_key: str, data: dict | None, user: User) -> Case:
     ctx.record(
         "case_started", case_type=case_type.key, version=version.version, data=jsonable(data)
     )
-    try:
-        _advance(case, user, ctx, lambda _wf, p: new_workflow(p, data))
+    _advance(case, user, ctx, lambda _wf, p: new_workflow(p, data))
+    if user is not None:
         _assign_first_task_to_starter(case, user, ctx)
-        _write_events(case, ctx)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    _write_events(case, ctx)
     return case
 
 

@@ -12,6 +12,7 @@ from casemgr.engine import clock
 from casemgr.engine.specs import ParsedProcess
 from casemgr.engine.step import StepContext
 from casemgr.engine.workflows import (
+    awaited_messages,
     boundary_due_at,
     current_data,
     jsonable,
@@ -39,6 +40,8 @@ def sync_case(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
     _summarise(case, data)
     _sync_tasks(case, wf, parsed, ctx)
     case.next_wake_at = None if wf.is_completed() else next_wake_at(wf)
+    messages = [] if wf.is_completed() else awaited_messages(wf)
+    case.awaiting = f",{','.join(messages)}," if messages else None
     case.updated_at = clock.now()
     if wf.is_completed() and case.status == "open":
         case.status = "completed"

@@ -78,6 +78,12 @@ def next_wake_at(wf: BpmnWorkflow) -> datetime | None:
     return min(moments) if moments else None
 
 
+def awaited_messages(wf: BpmnWorkflow) -> list[str]:
+    return sorted(
+        {e.name for e in wf.waiting_events() if e.event_type == "MessageEventDefinition"}
+    )
+
+
 def boundary_due_at(task) -> datetime | None:
     """The due moment an interrupting boundary timer gives the task it is attached to."""
     parent = task.parent

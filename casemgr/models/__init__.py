@@ -1,6 +1,6 @@
 """All models, importable from one place."""
 
-from casemgr.models.cases import Case, CaseEvent, TaskRecord
+from casemgr.models.cases import Case, CaseEvent, CaseLink, TaskRecord
 from casemgr.models.ledger import (
     AccountNote,
     CreditMemo,
@@ -20,6 +20,7 @@ __all__ = [
     "ApiToken",
     "Case",
     "CaseEvent",
+    "CaseLink",
     "CaseType",
     "CreditMemo",
     "Customer",

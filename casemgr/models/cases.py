@@ -29,6 +29,9 @@ class Case(db.Model):
     workflow_json: Mapped[str] = mapped_column(Text)
     # The earliest moment a timer of this case is due: timers only ever look at this index.
     next_wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The messages the case waits for, as ",name,name," so a LIKE finds them without
+    # deserializing any workflow (e.g. ",payment_received,").
+    awaiting: Mapped[str | None] = mapped_column(String(300), index=True)
     broken: Mapped[str | None] = mapped_column(Text)
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -81,6 +84,18 @@ class TaskRecord(db.Model):
     case: Mapped[Case] = relationship(back_populates="tasks")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id])
+
+
+class CaseLink(db.Model):
+    """Cases that belong together (a dispute and the freight claim it started), both ways."""
+
+    __tablename__ = "case_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    other_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    other: Mapped[Case] = relationship(foreign_keys=[other_id])
 
 
 class CaseEvent(db.Model):
