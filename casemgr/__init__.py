@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 from flask import Flask
+from sqlalchemy import event
 
 from casemgr.config import load_config
-from casemgr.extensions import csrf, db, login_manager
+from casemgr.extensions import csrf, db, login_manager, tune_sqlite
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -22,6 +23,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
 
     db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", tune_sqlite)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -1,0 +1,1 @@
+"""Benchmarks: casemgr's costs beside the raw SpiffWorkflow cost measured in the same run."""
