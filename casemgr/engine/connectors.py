@@ -32,6 +32,8 @@ def operation(name: str):
 
 
 def call_connector(task, name: str, params: dict) -> str:
+    from casemgr.engine import ledger_connectors  # noqa: F401  (registers ledger.* operations)
+
     fn = OPERATIONS.get(name)
     if fn is None:
         raise WorkflowTaskException(f"unknown service operation {name!r}", task=task)
@@ -132,3 +134,22 @@ def notify(p: dict) -> list[str]:
     names = [u.username for u in recipients]
     ctx.record("notified", to=names, message=str(p["message"]))
     return names
+
+
+@operation("cases.start_linked")
+def start_linked(p: dict) -> int:
+    """Start another case from this one (a dispute's freight claim), linked both ways."""
+    from casemgr.engine.cases import start_in_transaction  # the step runner imports us
+    from casemgr.models import CaseLink
+
+    ctx = step_context()
+    data = p.get("data") or {}
+    if not isinstance(data, dict):
+        raise ValueError("data for the linked case must be a dict")
+    starter = ctx.actor or ctx.case.started_by
+    other = start_in_transaction(str(p["case_type"]), data, starter)
+    kind = str(p.get("link") or "related")
+    db.session.add(CaseLink(case_id=ctx.case.id, other_id=other.id, kind=kind))
+    db.session.add(CaseLink(case_id=other.id, other_id=ctx.case.id, kind=f"{kind}_from"))
+    ctx.record("case_linked", other_case=other.id, case_type=str(p["case_type"]), link=kind)
+    return other.id

@@ -166,6 +166,7 @@ def _gateways(parsed) -> list[dict]:
 
 
 def _services(parsed) -> list[dict]:
+    from casemgr.engine import ledger_connectors  # noqa: F401  (registers ledger.* operations)
     from casemgr.engine.connectors import OPERATIONS
 
     errors = []

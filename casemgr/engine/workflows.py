@@ -79,9 +79,7 @@ def next_wake_at(wf: BpmnWorkflow) -> datetime | None:
 
 
 def awaited_messages(wf: BpmnWorkflow) -> list[str]:
-    return sorted(
-        {e.name for e in wf.waiting_events() if e.event_type == "MessageEventDefinition"}
-    )
+    return sorted({e.name for e in wf.waiting_events() if e.event_type == "MessageEventDefinition"})
 
 
 def boundary_due_at(task) -> datetime | None:
