@@ -249,8 +249,10 @@ def test_reading_a_case_needs_a_token(api):
     assert api.get("/api/v1/cases/999999").status_code == 401
 
 
-@pytest.mark.parametrize(("who", "status"), [("mgr", 200), ("ctrl", 200), ("admin", 200),
-                                             ("spec2", 200), ("rep", 403), ("owner", 403)])
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("mgr", 200), ("ctrl", 200), ("admin", 200), ("spec2", 200), ("rep", 403), ("owner", 403)],
+)
 def test_who_may_read_someone_elses_case(api, who, status):
     not_reps = {k: v for k, v in INTAKE.items() if k != "sales_rep"}
     created = start(api, "spec", not_reps).get_json()
@@ -263,3 +265,33 @@ def test_who_may_read_someone_elses_case(api, who, status):
 def test_a_sales_rep_reads_the_cases_of_their_own_customers(api):
     created = start(api, "spec").get_json()  # INTAKE names rep as the sales rep
     assert api.as_("rep").get(f"/api/v1/cases/{created['id']}").status_code == 200
+
+
+# --- hostile input never gives a 500 --------------------------------------------------------
+
+
+def test_an_id_beyond_any_integer_column_is_404_not_a_driver_error(api):
+    huge = "9" * 25
+    assert api.as_("mgr").get(f"/api/v1/cases/{huge}").status_code == 404
+    assert api.as_("mgr").get(f"/api/v1/cases/{2**31}").status_code == 404
+    assert api.get(f"/api/v1/cases/{huge}").status_code == 401
+
+
+def test_an_odd_case_id_in_the_path_is_a_json_404(api):
+    resp = api.as_("mgr").get("/api/v1/cases/abc")
+    assert resp.status_code == 404
+    assert resp.is_json
+
+
+def test_a_deeply_nested_json_body_is_400(api):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    resp = api.as_("spec").post(
+        "/api/v1/cases", data=deep, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 400
+
+
+def test_an_absurd_amount_is_422_not_500(api):
+    resp = start(api, "spec", {"legal_name": "Acme", "requested_limit": "1e400"})
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"]["requested_limit"]

@@ -278,6 +278,63 @@ def test_aging_for_one_sales_rep(loaded):
     everyone = loaded.as_("mgr").get("/api/v1/reports/aging?as_of=2024-02-09").get_json()
     assert [c["number"] for c in everyone["customers"]] == ["C-100", "C-200"]
     assert everyone["totals"]["1-30"] == "307.00"
-    mine = loaded.as_("rep").get("/api/v1/reports/aging?as_of=2024-02-09&sales_rep=rep").get_json()
-    assert [c["number"] for c in mine["customers"]] == ["C-100"]
-    assert mine["totals"]["1-30"] == "300.00"
+    asked = loaded.as_("mgr").get("/api/v1/reports/aging?as_of=2024-02-09&sales_rep=rep2")
+    assert [c["number"] for c in asked.get_json()["customers"]] == ["C-200"]
+    # A sales rep sees only their own customers, whatever they ask for.
+    for query in ("", "&sales_rep=rep2"):
+        mine = loaded.as_("rep").get(f"/api/v1/reports/aging?as_of=2024-02-09{query}").get_json()
+        assert [c["number"] for c in mine["customers"]] == ["C-100"]
+        assert mine["totals"]["1-30"] == "300.00"
+
+
+def test_a_sales_rep_reads_only_their_own_customers(loaded):
+    other = "number,name,credit_limit,terms_days,sales_rep\nC-200,Bolt,10.00,30,rep2\n"
+    post_csv(loaded, "spec", "customers", other)
+    assert loaded.as_("rep").get("/api/v1/customers/C-100").status_code == 200
+    assert loaded.as_("rep").get("/api/v1/customers/C-200").status_code == 403
+    assert loaded.as_("owner").get("/api/v1/customers/C-100").status_code == 403
+    assert loaded.as_("owner").get("/api/v1/customers/C-404").status_code == 404  # 404 first
+    assert loaded.as_("spec").get("/api/v1/customers/C-200").status_code == 200
+
+
+def test_the_process_owner_reads_reports(loaded):
+    resp = loaded.as_("owner").get("/api/v1/reports/aging?as_of=2024-02-09")
+    assert resp.get_json()["totals"]["1-30"] == "300.00"
+    resp = loaded.as_("owner").get("/api/v1/reports/dso?start=2024-01-01&end=2024-03-31")
+    assert resp.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("number,name,credit_limit,terms_days\nC-1,X,1e400,30\n", 422),
+        ("number,name,credit_limit,terms_days\nC-1,X,NaN,30\n", 422),
+        ("number,name,credit_limit,terms_days\nC-1,X,99999999999999999999,1\n", 422),
+        ("number,name,credit_limit,terms_days\nC-1,X,1,99999999999999999999\n", 422),
+        ("number,name,credit_limit,terms_days\nC-1,X," + "9" * 40 + ".5,1\n", 422),
+        ("number,name,credit_limit,terms_days\n" + "C" * 41 + ",X,1,30\n", 422),
+        ('number,name,credit_limit,terms_days\nC-1,"unterminated,1,30\n', 422),
+        ("number,name,credit_limit,terms_days\nC-1,X,1,30,,,,\n", 200),
+        (",,,\n,,,\n", 400),
+    ],
+)
+def test_nasty_csv_is_answered_without_a_500(api, text, status):
+    resp = post_csv(api, "spec", "customers", text)
+    assert resp.status_code == status, resp.get_json()
+    if status != 200:
+        assert resp.get_json()["error"]
+    assert count(api.app, Customer) == (1 if status == 200 else 0)
+
+
+def test_a_field_over_the_csv_limit_is_400(api):
+    resp = post_csv(api, "spec", "customers", "number,name\n" + "x" * 200_000 + ",y\n")
+    assert resp.status_code == 400
+
+
+@pytest.mark.parametrize("as_of", ["0000-01-01", "9999-99-99", "2024-1-1", "%00", "9999-12-31"])
+def test_odd_dates_never_500(loaded, as_of):
+    for path in ("/api/v1/reports/aging", "/api/v1/customers/C-100"):
+        resp = loaded.as_("spec").get(f"{path}?as_of={as_of}")
+        assert resp.status_code in (200, 422), (path, as_of)
+    resp = loaded.as_("spec").get(f"/api/v1/reports/dso?start=0001-01-01&end={as_of}")
+    assert resp.status_code in (200, 422)

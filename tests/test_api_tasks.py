@@ -116,7 +116,7 @@ def test_a_task_shows_its_summary_and_its_form(api):
     resp = api.as_("spec").get(f"/api/v1/tasks/{task_id}")
     assert resp.status_code == 200
     body = resp.get_json()
-    assert SUMMARY_KEYS <= set(body)
+    assert set(body) >= SUMMARY_KEYS
     assert (body["name"], body["role"], body["state"], body["assignee"]) == (
         "specialist_review", "ar_specialist", "open", None)  # fmt: skip
     assert body["customer_name"] == "Acme Widgets LLC"
@@ -203,6 +203,14 @@ def test_claiming_a_completed_task_is_409(api):
 
 def test_claiming_an_unknown_task_is_404(api):
     assert post(api, "spec", 424242, "claim").status_code == 404
+
+
+def test_a_task_id_beyond_any_integer_column_is_404_not_a_driver_error(api):
+    huge = "9" * 25
+    assert api.as_("spec").get(f"/api/v1/tasks/{huge}").status_code == 404
+    for action in ("claim", "unclaim", "assign", "complete"):
+        assert post(api, "mgr", huge, action, json={"user": "spec"}).status_code == 404
+    assert api.get(f"/api/v1/tasks/{huge}").status_code == 401
 
 
 # --- unclaim --------------------------------------------------------------------------------
@@ -352,6 +360,14 @@ def test_invalid_data_is_422_by_field_and_leaves_the_task_as_it_was(api):
     assert task_id in ids(inbox(api, "mgr2"))
 
 
+def test_reducing_without_a_limit_is_422(api):
+    task_id = reviewed(api)
+    data = {"decision": "reduce", "comment": "too risky"}
+    resp = post(api, "mgr", task_id, "complete", json={"data": data})
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"]["approved_limit"]
+
+
 def test_missing_required_fields_are_named(api):
     task_id = review_task(api)
     resp = post(api, "spec", task_id, "complete", json={"data": {}})
@@ -445,7 +461,7 @@ def test_two_people_completing_the_same_task_at_once_one_wins(api, monkeypatch):
         answers[who] = resp
 
     threads = [threading.Thread(target=complete, args=("spec", "20000.00")),
-               threading.Thread(target=complete, args=("spec2", "5000.00"))]  # fmt: skip
+               threading.Thread(target=complete, args=("spec2", "15000.00"))]  # fmt: skip
     for t in threads:
         t.start()
     for t in threads:
@@ -458,7 +474,7 @@ def test_two_people_completing_the_same_task_at_once_one_wins(api, monkeypatch):
     row = task(api, task_id)
     assert (row["state"], row["completed_by"]) == ("completed", winner)
     case = case_of(api, task_id)
-    assert case["data"]["recommended_limit"] == {"spec": "20000.00", "spec2": "5000.00"}[winner]
+    assert case["data"]["recommended_limit"] == {"spec": "20000.00", "spec2": "15000.00"}[winner]
     assert len([t for t in case["tasks"] if t["name"] == "manager_approval"]) == 1
 
 
@@ -521,6 +537,17 @@ def test_bulk_complete_of_nothing_is_an_empty_answer(api):
     assert (resp.status_code, resp.get_json()) == (200, {"results": {}})
 
 
+@pytest.mark.parametrize("odd", ["9" * 25, "\u00b2"])
+def test_bulk_complete_answers_404_for_ids_that_name_no_task(api, odd):
+    task_id = reviewed(api)
+    resp = api.as_("mgr").post(
+        "/api/v1/tasks/bulk-complete", json={"tasks": [task_id, odd], "data": APPROVE}
+    )
+    assert resp.status_code == 200
+    results = resp.get_json()["results"]
+    assert (results[str(task_id)]["status"], results[odd]["status"]) == (200, 404)
+
+
 # --- the inbox ------------------------------------------------------------------------------
 
 
@@ -536,7 +563,7 @@ def test_the_inbox_holds_my_tasks_and_my_roles_unclaimed_ones(api):
     assert queued in got and mine in got
     assert theirs not in got and manager_task not in got
     assert resp.headers["X-Total-Count"] == str(len(got))
-    assert all(SUMMARY_KEYS <= set(t) for t in resp.get_json())
+    assert all(set(t) >= SUMMARY_KEYS for t in resp.get_json())
     assert all(t["state"] == "open" for t in resp.get_json())
     assert ids(inbox(api, "mgr")) == [manager_task]
     assert ids(inbox(api, "owner")) == []
@@ -611,6 +638,7 @@ def test_q_finds_customer_number_name_case_title_and_case_id(api):
     assert ids(inbox(api, "spec", f"?q=%23{erp_case}")) == [erp_id]
     assert ids(inbox(api, "spec", "?q=nobody%25")) == []
     assert ids(inbox(api, "spec", "?q=_")) == []
+    assert ids(inbox(api, "spec", "?q=%C2%B2")) == []
 
 
 def test_sorting_by_due_date_amount_and_newest(no_form_type):
@@ -618,11 +646,14 @@ def test_sorting_by_due_date_amount_and_newest(no_form_type):
     undated = open_task(start(api, "spec", {}, case_type="quick_check"), "check_it")["id"]
     small = review_task(api, requested_limit="1000.00")
     large = review_task(api, requested_limit="90000.00")
-    with api.app.app_context():
-        with clock.as_of(datetime.now(UTC) - timedelta(days=1)):
-            earlier = engine.start_case(
+    with api.app.app_context(), clock.as_of(datetime.now(UTC) - timedelta(days=1)):
+        earlier = (
+            engine.start_case(
                 "credit_application", dict(INTAKE, requested_limit="5000.00"), find_user("rep")
-            ).tasks[0].id
+            )
+            .tasks[0]
+            .id
+        )
     assert ids(inbox(api, "spec")) == [earlier, small, large, undated]
     assert ids(inbox(api, "spec", "?sort=due_at")) == [earlier, small, large, undated]
     assert ids(inbox(api, "spec", "?sort=-amount")) == [large, earlier, small, undated]
@@ -637,6 +668,7 @@ def test_paging_with_limit_offset_and_the_total(api):
     assert ids(inbox(api, "spec", "?limit=2&offset=4")) == made[4:]
     assert ids(inbox(api, "spec", "?offset=9")) == []
     assert ids(inbox(api, "spec", "?limit=0")) == []
+    assert ids(inbox(api, "spec", f"?offset={'9' * 25}")) == []
     assert inbox(api, "spec", "?limit=0").headers["X-Total-Count"] == "5"
 
 
@@ -666,6 +698,7 @@ def test_the_real_page_size_limits(api):
         ("?limit=1.5", "limit"),
         ("?offset=-3", "offset"),
         ("?offset=x", "offset"),
+        ("?limit=%C2%B2", "limit"),
         ("?case_type=nope", "case_type"),
         ("?overdue=yes", "overdue"),
         ("?assignee=nobody", "assignee"),

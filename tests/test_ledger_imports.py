@@ -113,6 +113,7 @@ def test_every_bad_row_is_named_with_its_file_line(ledger):
         "C-100,INV-10,2024-03-01,2024-03-31,10.00\n"  # 7: duplicate of line 2
         "\n"  # 8: blank, skipped
         "C-100,INV-15,2024-02-30,2024-03-31,1.005\n"  # 9: no such day, three decimals
+        "C-998,INV-16,2024-03-01,2024-03-31,-1\n"  # 10: unknown customer AND negative
     )
     errors = rejected("invoices", text)
     assert errors == [
@@ -123,6 +124,8 @@ def test_every_bad_row_is_named_with_its_file_line(ledger):
         {"row": 7, "field": "number", "message": "duplicate of row 2"},
         {"row": 9, "field": "amount", "message": "has more than two decimals"},
         {"row": 9, "field": "invoice_date", "message": "'2024-02-30' is not a date (YYYY-MM-DD)"},
+        {"row": 10, "field": "amount", "message": "must not be negative"},
+        {"row": 10, "field": "customer_number", "message": "unknown customer"},
     ]
     assert count(Invoice) == 3  # not even the good row 2
 

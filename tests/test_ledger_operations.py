@@ -109,6 +109,8 @@ def test_a_credit_memo_dated_in_the_past_changes_past_aging(ledger):
         ("C-1", "I-OLD", "1.001", ValueError, "more than two decimals"),
         ("C-1", "I-OLD", "abc", ValueError, "not a number"),
         ("C-1", "I-OLD", 1.5, ValueError, "not float"),
+        ("C-1", "I-OLD", "1e400", ValueError, "too large"),
+        ("C-1", "I-OLD", "NaN", ValueError, "finite"),
     ],
 )
 def test_credit_memo_refusals(ledger, customer, invoice, amount, error, message):

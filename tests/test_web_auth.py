@@ -21,9 +21,7 @@ def test_pages_need_a_login_and_send_you_back_after_it(app):
     assert response.status_code == 302
     assert response.location.startswith("/login?next=")
 
-    response = client.post(
-        "/login?next=/cases", data={"username": "spec", "password": PASSWORD}
-    )
+    response = client.post("/login?next=/cases", data={"username": "spec", "password": PASSWORD})
     assert response.status_code == 302
     assert response.location == "/cases"
 

@@ -38,14 +38,21 @@ def client_for(app, name: str):
 def run_to_approval(app, who: str = "rep", legal_name: str = "Acme Widgets LLC") -> int:
     """Start, review and approve an application through the engine; returns the case id."""
     with app.app_context():
-        case = start_case("credit_application", {**FORM, "legal_name": legal_name},
-                          find_user(who))
+        case = start_case("credit_application", {**FORM, "legal_name": legal_name}, find_user(who))
         review = next(t for t in case.tasks if t.state == "open")
-        case = complete_task(review.id, {
-            "bureau_source": "dnb", "bureau_score": 720, "bureau_report_date": "2026-11-01",
-            "trade_refs_verified": 3, "review_action": "recommend",
-            "recommended_limit": "20000.00", "recommended_terms_days": 30,
-        }, find_user("spec"))  # fmt: skip
+        case = complete_task(
+            review.id,
+            {
+                "bureau_source": "dnb",
+                "bureau_score": 720,
+                "bureau_report_date": "2026-11-01",
+                "trade_refs_verified": 3,
+                "review_action": "recommend",
+                "recommended_limit": "20000.00",
+                "recommended_terms_days": 30,
+            },
+            find_user("spec"),
+        )
         approval = next(t for t in case.tasks if t.state == "open")
         complete_task(approval.id, {"decision": "approve"}, find_user("mgr"))
         return case.id
@@ -103,10 +110,15 @@ def test_the_case_page_shows_outcome_data_and_the_timeline_oldest_first(app):
     page = client_for(app, "mgr").get(f"/cases/{case_id}").get_data(as_text=True)
     assert re.search(r'case-status">\s*<span class="badge badge-status-completed">completed', page)
     assert "approved" in page
-    order = [page.index(s) for s in (
-        "Started the case", "Completed “Review credit and recommend a limit”",
-        "Completed “Approve the credit limit (credit manager)”", "Case completed: approved",
-    )]  # fmt: skip
+    order = [
+        page.index(s)
+        for s in (
+            "Started the case",
+            "Completed “Review credit and recommend a limit”",
+            "Completed “Approve the credit limit (credit manager)”",
+            "Case completed: approved",
+        )
+    ]
     assert order == sorted(order)
     assert "Bureau score (0-1000)" in page and "Dun &amp; Bradstreet" in page
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", page)
@@ -147,8 +159,14 @@ def test_customers_list_and_detail_with_standing_and_cases(app):
 def test_a_sales_rep_sees_only_their_own_customers(app):
     run_to_approval(app)
     with app.app_context():
-        db.session.add(Customer(number="C-90000", name="Someone Else's Co",
-                                credit_limit=Decimal("1000.00"), sales_rep="another"))
+        db.session.add(
+            Customer(
+                number="C-90000",
+                name="Someone Else's Co",
+                credit_limit=Decimal("1000.00"),
+                sales_rep="another",
+            )
+        )
         db.session.commit()
     rep = client_for(app, "rep")
     listing = rep.get("/customers").get_data(as_text=True)

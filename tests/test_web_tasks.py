@@ -256,3 +256,42 @@ def test_a_closed_task_shows_what_was_entered(app):
     page = client_for(app, "spec").get(f"/tasks/{task_id}").get_data(as_text=True)
     assert "Completed by Spec at" in page
     assert "What Spec entered" in page and "Bureau score (0-1000)" in page
+
+
+def test_an_incomplete_intake_task_shows_what_the_case_already_knows(app):
+    partial = {k: v for k, v in INTAKE.items() if k != "bank_reference"}
+    with app.app_context():
+        case = start_case("credit_application", partial, find_user("spec"))
+        task_id = next(t.id for t in case.tasks if t.state == "open")
+    page = client_for(app, "spec").get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert "Complete the credit application" in page
+    assert (
+        'id="legal_name" maxlength="200" name="legal_name" required type="text" value="Acme' in page
+    )
+    assert re.search(r'id="bank_reference"[^>]*value=""', page)
+
+
+def test_garbage_input_is_a_422_never_a_500(app):
+    task_id = start_application(app)
+    client = client_for(app, "spec")
+    garbage = {
+        "bureau_source": "<script>",
+        "bureau_score": "abc",
+        "bureau_report_date": "31/31/2026",
+        "trade_refs_verified": "1e9",
+        "fraud_flags": ["bogus"],
+        "review_action": "nonsense",
+        "recommended_limit": "-5",
+        "recommended_terms_days": "x",
+    }
+    response = client.post(f"/tasks/{task_id}", data=garbage)
+    assert response.status_code == 422
+    assert "<script>" not in response.get_data(as_text=True)
+    for path in ("/?page=-3&role=<b>&case_type=x", "/tasks/abc", "/cases?page=x&status=zzz"):
+        assert client.get(path).status_code in (200, 404)
+
+
+def test_a_not_a_number_amount_is_a_422(app):
+    task_id = start_application(app)
+    data = {**REVIEW, "recommended_limit": "NaN"}
+    assert client_for(app, "spec").post(f"/tasks/{task_id}", data=data).status_code == 422

@@ -175,7 +175,7 @@ def _assign_first_task_to_starter(case: Case, user: User, ctx: StepContext) -> N
 
 
 def get_task(task_id: int, user: User) -> TaskRecord:
-    row = db.session.get(TaskRecord, task_id)
+    row = db.session.get(TaskRecord, task_id) if 0 < task_id < 2**63 else None
     if row is None:
         raise NotFound(f"no task {task_id}")
     if not access.can_see_task(user, row):
@@ -374,6 +374,14 @@ def _flag_broken(case_id: int, message: str) -> None:
         db.session.rollback()
 
 
+def _is_task_id(raw) -> bool:
+    """Only plain ASCII digits within the id column's range name a task."""
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        return False
+    text = str(raw)
+    return text.isascii() and text.isdigit() and 0 < int(text) < 2**63
+
+
 def bulk_complete(task_ids: list, data: dict | None, user: User) -> dict[str, dict]:
     """Each task completed as if alone; one failure stops no other."""
     from casemgr.engine.errors import EngineError
@@ -381,7 +389,7 @@ def bulk_complete(task_ids: list, data: dict | None, user: User) -> dict[str, di
     results: dict[str, dict] = {}
     for raw in task_ids:
         key = str(raw)
-        if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
+        if not _is_task_id(raw):
             results[key] = {"status": 404, "error": f"no task {raw!r}"}
             continue
         try:

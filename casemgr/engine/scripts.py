@@ -48,7 +48,19 @@ class ScriptTimeout(Exception):
 
 
 class _Policy(RestrictingNodeTransformer):
-    """RestrictedPython's policy, plus ``a ** b`` and ``a * b`` routed through size guards."""
+    """RestrictedPython's policy, plus ``a ** b`` and ``a * b`` routed through size guards.
+
+    RestrictedPython compiles imports (and fails them at run time); we refuse them at
+    compile time so a diagram with one cannot be published at all.
+    """
+
+    def visit_Import(self, node: ast.Import) -> ast.AST:
+        self.error(node, "imports are not allowed in process scripts")
+        return node
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:
+        self.error(node, "imports are not allowed in process scripts")
+        return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         node = self.node_contents_visit(node)

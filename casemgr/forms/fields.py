@@ -5,20 +5,51 @@ from __future__ import annotations
 from decimal import Decimal
 
 from wtforms import DecimalField
-from wtforms.validators import NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import Regexp, ValidationError
 
 MAX_AMOUNT = Decimal("100000000.00")
+
+
+class FiniteDecimalField(DecimalField):
+    """A DecimalField that refuses NaN and Infinity, which Decimal accepts but money is not."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and not str(valuelist[0]).strip():
+            self.data = None  # an empty optional amount is no amount, not a format error
+            return
+        super().process_formdata(valuelist)
+        if self.data is not None and not self.data.is_finite():
+            self.data = None
+            raise ValueError(self.gettext("Not a valid decimal value."))
+
+
+class MoneyRange:
+    """NumberRange for an amount that may be absent: checks only a value that is there."""
+
+    def __init__(self, low: Decimal, high: Decimal):
+        self.low, self.high = low, high
+        self.field_flags = {"min": low, "max": high}
+
+    def __call__(self, form, field):
+        if field.data is None:
+            return
+        if field.data < self.low or field.data > self.high:
+            raise ValidationError(f"Enter an amount from {self.low} to {self.high}.")
 
 
 def money_field(label: str, required: bool = True, minimum: str = "0.00", **kw) -> DecimalField:
     """Money: two places, never negative, never absurd."""
     from wtforms.validators import InputRequired
 
-    first = InputRequired() if required else Optional()
-    return DecimalField(
+    validators = [MoneyRange(Decimal(minimum), MAX_AMOUNT)]
+    if required:
+        validators.insert(0, InputRequired())
+    # No Optional() when not required: it would stop the chain, and the forms' own
+    # validate_<field> rules (e.g. "required when reducing") must still run on an empty value.
+    return FiniteDecimalField(
         label,
         places=2,
-        validators=[first, NumberRange(min=Decimal(minimum), max=MAX_AMOUNT)],
+        validators=validators,
         render_kw={"placeholder": "12500.00", "inputmode": "decimal"},
         **kw,
     )

@@ -26,6 +26,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 FORMS: dict[str, type[Form]] = {}
+MAX_CLEAN = Decimal("1e15")  # beyond this quantize() fails; the field's range check says why
 
 
 def register(key: str):
@@ -77,6 +78,8 @@ def _limits(field) -> tuple:
     for v in field.validators:
         if isinstance(v, NumberRange):
             low, high = v.min, v.max
+        elif hasattr(v, "low") and hasattr(v, "high"):
+            low, high = v.low, v.high
         elif isinstance(v, Length) and v.max not in (None, -1):
             max_length = v.max
     return low, high, max_length
@@ -199,7 +202,7 @@ def clean_values(form: Form, only: set[str] | None = None) -> dict:
         value = field.data
         if isinstance(value, str):
             value = value.strip()
-        elif isinstance(value, Decimal):
+        elif isinstance(value, Decimal) and value.is_finite() and abs(value) < MAX_CLEAN:
             value = value.quantize(Decimal("0.01"))
         values[field.name] = value
     return values

@@ -24,6 +24,7 @@ from casemgr.models import CreditMemo, Customer, Invoice, Payment, WriteOff
 BUCKETS: tuple[str, ...] = ("current", "1-30", "31-60", "61-90", "91-120", "120+")
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+MAX_MONEY = Decimal("999999999999.99")  # what Numeric(14, 2) holds
 
 
 def money(value: Decimal | int) -> Decimal:

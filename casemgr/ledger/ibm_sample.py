@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from casemgr.ledger.aging import money
@@ -61,7 +61,7 @@ def _parse_row(values: dict[str, str], date_format: str) -> SampleInvoice:
         raise ValueError(f"Disputed must be Yes or No, not {values['disputed']!r}")
     try:
         amount = money(Decimal(values["invoiceamount"].strip()))
-    except InvalidOperation:
+    except ArithmeticError:  # InvalidOperation, and overflow when rounding a huge value
         raise ValueError(f"InvoiceAmount {values['invoiceamount']!r} is not a number") from None
     number = values["invoicenumber"].strip()
     customer = values["customerid"].strip()

@@ -35,12 +35,11 @@ from decimal import Decimal
 from sqlalchemy import insert, select, tuple_, update
 
 from casemgr.extensions import db
-from casemgr.ledger.aging import ZERO, money
+from casemgr.ledger.aging import MAX_MONEY, ZERO, money
 from casemgr.models import CreditMemo, Customer, Invoice, Order, Payment, WriteOff
 from casemgr.models.ledger import PAYMENT_METHODS
 
 KINDS: tuple[str, ...] = ("customers", "invoices", "payments", "orders")
-MAX_MONEY = Decimal("999999999999.99")  # what Numeric(14, 2) holds
 CHUNK = 500  # keys per IN (...) lookup: well under every database's bind-parameter limit
 
 _AMOUNT = re.compile(r"(-?)(\d+)(?:\.(\d+))?")
@@ -167,10 +166,10 @@ class _Row:
             self.error(name, "must not be negative")
             return None
         amount = Decimal(value)
-        if amount != amount.quantize(Decimal("0.01")):
-            self.error(name, "has more than two decimals")
-        elif amount > MAX_MONEY:
+        if amount > MAX_MONEY:  # checked first: quantizing a 30-digit number overflows
             self.error(name, "is too large")
+        elif amount != amount.quantize(Decimal("0.01")):
+            self.error(name, "has more than two decimals")
         elif positive and amount == 0:
             self.error(name, "must be greater than zero")
         else:
@@ -293,7 +292,14 @@ SPECS: dict[str, _Spec] = {
 }
 
 
-def parse_file(kind: str, text: str) -> tuple[list[tuple[int, dict]], list[RowError]]:
+@dataclass
+class ParsedFile:
+    rows: list[tuple[int, dict]]  # (line, record) of the rows without an error so far
+    bad: list[tuple[int, dict]]  # the others, with whatever could be read from them
+    errors: list[RowError]
+
+
+def parse_file(kind: str, text: str) -> ParsedFile:
     """Check every row on its own and against the others (duplicate keys); no database."""
     if kind not in SPECS:
         raise UnknownImportKind(kind)
@@ -301,9 +307,10 @@ def parse_file(kind: str, text: str) -> tuple[list[tuple[int, dict]], list[RowEr
     header, records = read_rows(text)
     missing = [c for c in spec.required if c not in header]
     if missing:
-        return [], [RowError(1, c, "missing column") for c in missing]
+        return ParsedFile([], [], [RowError(1, c, "missing column") for c in missing])
     errors: list[RowError] = []
     parsed: list[tuple[int, dict]] = []
+    bad: list[tuple[int, dict]] = []
     first_seen: dict[object, int] = {}
     for line, record in records:
         values = {h: v for h, v in zip(header, record, strict=False) if h}
@@ -314,9 +321,8 @@ def parse_file(kind: str, text: str) -> tuple[list[tuple[int, dict]], list[RowEr
         if key in first_seen and None not in _as_tuple(key):
             errors.append(RowError(line, _key_field(kind), f"duplicate of row {first_seen[key]}"))
         first_seen.setdefault(key, line)
-        if len(errors) == before:
-            parsed.append((line, rec))
-    return parsed, errors
+        (parsed if len(errors) == before else bad).append((line, rec))
+    return ParsedFile(parsed, bad, errors)
 
 
 def _check_width(line: int, record: list[str], columns: int, errors: list[RowError]) -> None:
@@ -530,7 +536,12 @@ def import_csv(kind: str, text: str) -> ImportResult:
 
     Does not commit: the caller commits, or rolls back if anything raises.
     """
-    rows, errors = parse_file(kind, text)
+    parsed = parse_file(kind, text)
+    rows, errors = parsed.rows, parsed.errors
+    if kind != "customers":
+        # A row already bad for another reason still gets its unknown customer named, so
+        # that one round of fixes is enough.
+        _customer_ids([(n, r) for n, r in parsed.bad if r.get("customer_number")], errors)
     if errors and not rows:
         raise ImportRejected(errors)
     created, updated = _IMPORTERS[kind](rows, errors)

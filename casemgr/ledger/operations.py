@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import select
 
 from casemgr.extensions import db
-from casemgr.ledger.aging import ZERO, load_credits, load_invoice_facts, money
+from casemgr.ledger.aging import MAX_MONEY, ZERO, load_credits, load_invoice_facts, money
 from casemgr.ledger.metrics import UnknownCustomer, ar_balance, find_customer
 from casemgr.models import (
     AccountNote,
@@ -61,6 +61,8 @@ def parse_amount(value: Decimal | str | int, what: str = "amount") -> Decimal:
         raise ValueError(f"{what} {value!r} is not a number") from None
     if not amount.is_finite():
         raise ValueError(f"{what} must be a finite number")
+    if abs(amount) > MAX_MONEY:  # checked first: quantizing 1e400 overflows
+        raise ValueError(f"{what} is too large")
     if amount != amount.quantize(Decimal("0.01")):
         raise ValueError(f"{what} {value} has more than two decimals")
     if amount <= 0:

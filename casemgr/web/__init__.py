@@ -30,8 +30,11 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(_err: CSRFError):
-        return error_page(400, "The form had expired or was sent from another site. "
-                               "Go back, reload the page and try again.")  # fmt: skip
+        return error_page(
+            400,
+            "The form had expired or was sent from another site. "
+            "Go back, reload the page and try again.",
+        )
 
     @app.errorhandler(EngineError)
     def _engine(err: EngineError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import cache
 
 from argon2 import PasswordHasher
@@ -23,13 +24,15 @@ INVALID = "Invalid user name or password."
 
 class LoginForm(Form):
     username = StringField(
-        "User name", validators=[InputRequired(), Length(max=80)],
+        "User name",
+        validators=[InputRequired(), Length(max=80)],
         render_kw={"autocomplete": "username", "autofocus": True},
-    )  # fmt: skip
+    )
     password = PasswordField(
-        "Password", validators=[InputRequired(), Length(max=200)],
+        "Password",
+        validators=[InputRequired(), Length(max=200)],
         render_kw={"autocomplete": "current-password"},
-    )  # fmt: skip
+    )
 
 
 @cache
@@ -39,10 +42,8 @@ def _dummy_hash() -> str:
 
 def _spend_hash_time(password: str) -> None:
     """Verify against a dummy hash so an unknown user name answers as slowly as a known one."""
-    try:
+    with suppress(VerificationError):
         PasswordHasher().verify(_dummy_hash(), password)
-    except VerificationError:
-        pass
 
 
 def authenticate(username: str, password: str) -> User | None:

@@ -11,7 +11,7 @@ from wtforms import Form
 from casemgr import forms
 from casemgr.engine.access import can_read_case, can_start, readable_cases_filter
 from casemgr.engine.cases import start_case
-from casemgr.engine.errors import Invalid
+from casemgr.engine.errors import EngineError
 from casemgr.engine.processes import parsed_for
 from casemgr.extensions import db
 from casemgr.models import Case, CaseType, User
@@ -91,18 +91,20 @@ def new(key: str):
     # A person at a browser can fill the whole form now, so it is checked in full here; the
     # engine's lenient intake (missing fields asked for by a task) is for API callers.
     errors = forms.validate(form_cls, data)[1] if form_cls else {}
+    status = 422
     if not errors:
         try:
             case = start_case(key, data, me)
-        except Invalid as exc:
-            errors = exc.errors or {"": [sentence(exc.message)]}
+        except EngineError as exc:  # invalid data, or the diagram failed: keep what was typed
+            errors, status = exc.errors or {"": [sentence(exc.message)]}, exc.status
         else:
             flash(f"Started {case.title}.", "success")
             return redirect(url_for(".detail", case_id=case.id))
     form, general = form_with_errors(form_cls, request.form, errors) if form_cls else (None, [])
-    return render_template(
-        "cases/new.html", case_type=case_type, form=form, general=general
-    ), 422
+    if form is None:
+        general = [m for messages in errors.values() for m in messages]
+    page = render_template("cases/new.html", case_type=case_type, form=form, general=general)
+    return page, status
 
 
 # --- the case page ------------------------------------------------------------------------

@@ -44,7 +44,10 @@ def index():
     if q:
         pattern = _like(q)
         query = query.where(
-            or_(Customer.number.ilike(pattern, escape="\\"), Customer.name.ilike(pattern, escape="\\"))
+            or_(
+                Customer.number.ilike(pattern, escape="\\"),
+                Customer.name.ilike(pattern, escape="\\"),
+            )
         )
     query = query.order_by(Customer.name, Customer.number)
     page = db.paginate(query, per_page=PER_PAGE, max_per_page=200, error_out=False)
@@ -66,10 +69,14 @@ def detail(number: str):
         summary = customer_summary(number)
     except UnknownCustomer:
         summary = None
-    cases = db.session.execute(
-        db.select(Case)
-        .where(Case.customer_number == number, readable_cases_filter(me))
-        .order_by(Case.created_at.desc())
-        .limit(100)
-    ).scalars().all()
+    cases = (
+        db.session.execute(
+            db.select(Case)
+            .where(Case.customer_number == number, readable_cases_filter(me))
+            .order_by(Case.created_at.desc())
+            .limit(100)
+        )
+        .scalars()
+        .all()
+    )
     return render_template("customers/detail.html", customer=customer, summary=summary, cases=cases)

@@ -13,7 +13,16 @@ from decimal import Decimal, InvalidOperation
 from functools import cache, wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 from wtforms import BooleanField, DecimalField, Form, SelectFieldBase, SelectMultipleField
@@ -38,16 +47,26 @@ NAV: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     ("admin.index", "Admin", ("admin",)),
 )
 
-# Case data a decision needs, in the order a reviewer reads it (shown first on a task page).
+# Case data a decision needs, in the order a reviewer reads it (shown first on a task page):
+# the request, the review and recommendation, the decision so far, then who the customer is.
 KEY_FIGURES = (
-    "customer_number", "legal_name", "dba", "years_in_business",
-    "requested_limit", "requested_terms_days",
+    "legal_name", "customer_number", "requested_limit", "requested_terms_days",
     "bureau_source", "bureau_score", "bureau_report_date", "trade_refs_verified", "fraud_flags",
     "recommended_limit", "recommended_terms_days", "review_notes", "info_request",
     "info_received", "decision", "approved_limit", "comment",
     "invoice_numbers", "disputed_amount", "reason", "claimed_amount", "order_number",
     "balance", "days_past_due",
+    "dba", "tax_id", "years_in_business", "address", "contact_email",
+    "trade_ref_1", "trade_ref_2", "trade_ref_3", "bank_reference",
+    "tax_exempt_number", "tax_exempt_expiry",
 )  # fmt: skip
+
+# Keys no form defines (set by scripts and ledger steps) that read like a form's field.
+VALUE_ALIASES = {
+    "approved_terms_days": "recommended_terms_days",
+    "terms_days": "recommended_terms_days",
+    "credit_limit": "recommended_limit",
+}
 
 # Choice fields that record a decision are never pre-filled from earlier rounds of a case:
 # an approver who sent a case back must choose afresh, not find "send back" selected.
@@ -130,7 +149,8 @@ def form_with_errors(
 def prefilled_form(form_cls: type[Form], data: dict | None) -> Form:
     """A fresh form showing what the case already knows (a loop back, an incomplete intake)."""
     known = {
-        k: v for k, v in (data or {}).items()
+        k: v
+        for k, v in (data or {}).items()
         if v not in (None, "") and not k.endswith(DECISION_FIELD_SUFFIXES)
     }
     if not known:
@@ -172,7 +192,8 @@ def data_label(key: str) -> str:
 
 def data_value(key: str, value) -> str:
     """One value of case data as a person reads it: choice names, money, yes/no."""
-    info = field_catalog().get(key)
+    catalog = field_catalog()
+    info = catalog.get(key) or catalog.get(VALUE_ALIASES.get(key, ""))
     if value is None or value == "":
         return "—"
     if isinstance(value, bool):
@@ -302,8 +323,12 @@ def timeline(events: Iterable[CaseEvent]) -> list[TimelineEntry]:
     events = sorted(events, key=lambda e: (e.at, e.id))
     names = user_labels({e.actor for e in events})
     return [
-        TimelineEntry(e.at, names.get(e.actor, e.actor), _event_text(e.kind, e.detail or {}),
-                      _event_data(e.kind, e.detail or {}))
+        TimelineEntry(
+            e.at,
+            names.get(e.actor, e.actor),
+            _event_text(e.kind, e.detail or {}),
+            _event_data(e.kind, e.detail or {}),
+        )
         for e in events
     ]
 
@@ -322,8 +347,6 @@ def user_labels(usernames: Iterable[str]) -> dict[str, str]:
 def _nav_items() -> list[tuple[str, str]]:
     if not current_user.is_authenticated:
         return []
-    from flask import current_app
-
     me = user()
     return [
         (url_for(endpoint), label)
@@ -353,15 +376,26 @@ def _startable() -> list[CaseType]:
 def init_templates(app: Flask) -> None:
     """Filters and the layout's globals (navigation, bell count, the start menu)."""
     app.jinja_env.filters.update(
-        utc=utc, money=money, age=age, role_label=lambda r: ROLES.get(r, r),
-        data_label=data_label, data_value=data_value,
+        utc=utc,
+        money=money,
+        age=age,
+        role_label=lambda r: ROLES.get(r, r),
+        data_label=data_label,
+        data_value=data_value,
     )
-    app.jinja_env.globals.update(due_status=due_status, data_items=data_items)
+    app.jinja_env.globals.update(
+        due_status=due_status,
+        data_items=data_items,
+        may_view_customers=lambda: user().has_role(*CUSTOMER_ROLES),
+    )
 
     @app.context_processor
     def _layout() -> dict:
-        return {"nav_items": _nav_items, "unread_count": _unread_count,
-                "startable_case_types": _startable}
+        return {
+            "nav_items": _nav_items,
+            "unread_count": _unread_count,
+            "startable_case_types": _startable,
+        }
 
 
 ERROR_TITLES = {
@@ -380,12 +414,8 @@ def error_page(status: int, message: str | None = None):
     """An HTML error page; API paths get JSON as the API contract says."""
     title = ERROR_TITLES.get(status, "Error")
     if request.path.startswith("/api/"):
-        from flask import jsonify
-
         return jsonify({"error": message or title.lower()}), status
-    return render_template("errors/error.html", status=status, title=title,
-                           message=message), status
-
+    return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
 def sentence(message: str) -> str:

@@ -97,7 +97,8 @@ def task_actions(row: TaskRecord, me: User) -> TaskActions:
         blocked, kind = "This task is closed.", "closed"
     elif row.role not in me.role_keys:
         role = ROLES.get(row.role, row.role)
-        blocked, kind = f"This task is for the {role} role: you can read it, not work on it.", "role"
+        blocked = f"This task is for the {role} role: you can read it, not work on it."
+        kind = "role"
     elif problem := four_eyes_violation(row, me):
         blocked, kind = sentence(problem), "four_eyes"
     elif row.assignee_id not in (None, me.id):
@@ -210,4 +211,3 @@ def unclaim(task_id: int):
         return redirect(back)
     flash(f"“{row.title}” is back in the {ROLES.get(row.role, row.role)} queue.", "success")
     return redirect(back)
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
 from flask_login import current_user
 
 from casemgr.extensions import db, login_manager
@@ -26,8 +26,6 @@ def load_user(user_id: str) -> User | None:
 
 
 def _secure_headers(response: Response) -> Response:
-    from flask import current_app
-
     headers = response.headers
     headers.setdefault(
         "Content-Security-Policy", current_app.config.get("CONTENT_SECURITY_POLICY", DEFAULT_CSP)

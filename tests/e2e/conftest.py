@@ -6,6 +6,7 @@ no internet, so every background fetch Chromium would try is switched off.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ PEOPLE = {
     "admin": ["admin"],
     "dual": ["ar_specialist", "credit_manager"],
 }
+EXPECTED_STATUS = re.compile(r"Failed to load resource: .* status of (401|403|409|422) ")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
@@ -114,18 +116,20 @@ def screenshot() -> Callable:
 def browser_as(chromium, live_server) -> Iterator[Callable]:
     """browser_as("spec") -> a page in its own browser context, logged in as spec.
 
-    Any server error (5xx) seen by any of these pages fails the test at the end.
+    Any server error (5xx) or browser console error seen by these pages fails the test.
     """
     contexts = []
     server_errors: list[str] = []
 
     def open_as(username: str | None, log_in: bool = True):
-        context = chromium.new_context(base_url=live_server.url,
-                                       viewport={"width": 1360, "height": 900})  # fmt: skip
+        context = chromium.new_context(
+            base_url=live_server.url, viewport={"width": 1360, "height": 900}
+        )
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
-        page.on("response", lambda r: r.status >= 500 and server_errors.append(f"{r.status} {r.url}"))
+        page.on("response", lambda r: note_server_error(r, server_errors))
+        page.on("console", lambda m: note_console_error(m, server_errors))
         if username and log_in:
             login(page, username)
         return page
@@ -133,7 +137,22 @@ def browser_as(chromium, live_server) -> Iterator[Callable]:
     yield open_as
     for context in contexts:
         context.close()
-    assert not server_errors, f"server errors: {server_errors}"
+    assert not server_errors, f"errors seen in the browser: {server_errors}"
+
+
+def note_server_error(response, seen: list[str]) -> None:
+    if response.status >= 500:
+        seen.append(f"{response.status} {response.url}")
+
+
+def note_console_error(message, seen: list[str]) -> None:
+    """A CSP violation or a missing asset shows up as a console error: fail on it.
+
+    Pages answered on purpose with 401, 403, 409 or 422 (a refused login, a stale task,
+    inline form errors) are logged by Chromium as failed loads too; those are expected.
+    """
+    if message.type == "error" and not EXPECTED_STATUS.search(message.text):
+        seen.append(f"console: {message.text}")
 
 
 def login(page, username: str, password: str = PASSWORD) -> None:

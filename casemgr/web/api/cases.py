@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 from flask import jsonify, url_for
 from sqlalchemy.orm import selectinload
 
@@ -16,6 +19,25 @@ from casemgr.web.api.auth import current_api_user, json_body, token_required
 from casemgr.web.api.errors import ApiError
 from casemgr.web.api.openapi import array_of, doc, ref
 from casemgr.web.api.serializers import case_json, case_type_json
+
+# Ids are 32-bit integer columns on PostgreSQL; a larger number in a URL names nothing.
+MAX_ID = 2**31 - 1
+
+
+def ids_in_range(view: Callable) -> Callable:
+    """404 for an integer path value beyond any id, before it reaches the database driver.
+
+    Placed under ``token_required`` so that a caller without a token still gets 401 first.
+    """
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        for name, value in kwargs.items():
+            if isinstance(value, int) and value > MAX_ID:
+                raise NotFound(f"no {name.removesuffix('_id')} {value}")
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 @bp.get("/case-types")
@@ -75,13 +97,13 @@ def create_case():
     user = current_api_user()
     key, data = _start_request(json_body(), user)
     case = start_case(key, data, user)
-    response = jsonify(case_json(_load_case(case.id)))
+    response = jsonify(case_json(load_case(case.id)))
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_case", case_id=case.id)
     return response
 
 
-def _load_case(case_id: int) -> Case | None:
+def load_case(case_id: int) -> Case | None:
     """The case with its tasks' people loaded in one go (a case page lists all of them)."""
     return db.session.get(
         Case,
@@ -103,9 +125,10 @@ def _load_case(case_id: int) -> Case | None:
     tag="cases",
 )
 @token_required
+@ids_in_range
 def get_case(case_id: int):
     """Read one case: its data, its human tasks and its timeline, oldest first."""
-    case = _load_case(case_id)
+    case = load_case(case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
     if not access.can_read_case(current_api_user(), case):

@@ -2,8 +2,12 @@
 
 Money is rendered as a string with two decimals so that no client reads it as a float;
 ``average_days_late`` is a Decimal too and is rendered the same way. ``dso`` is a JSON number,
-as the contract says, and null when the span has no credit sales. Reading customers and
-reports needs only a valid token; importing needs one of ``IMPORT_ROLES``.
+as the contract says, and null when the span has no credit sales.
+
+Who reads what, as on the web pages: ``READ_ALL_ROLES`` read every customer; a sales rep reads
+the customers whose ``sales_rep`` is their user name, and their aging shows only those; the
+process owner reads the reports (aging, DSO) but no single customer. Importing needs one of
+``IMPORT_ROLES``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from casemgr.web.api.errors import ApiError
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 IMPORT_ROLES: tuple[str, ...] = ("ar_specialist", "credit_manager", "controller", "admin")
+READ_ALL_ROLES: tuple[str, ...] = ("ar_specialist", "credit_manager", "controller", "admin")
+REPORT_ROLES: tuple[str, ...] = (*READ_ALL_ROLES, "process_owner")
 # Clients send CSV under many names (curl: octet-stream; Excel exports: vnd.ms-excel).
 CSV_CONTENT_TYPES = {
     "",
@@ -143,9 +149,14 @@ def summary_json(s: CustomerSummary) -> dict:
 def customer(number: str):
     """A customer's balances, exposure and payment habit; ``as_of`` defaults to today."""
     try:
-        find_customer(number)
+        found = find_customer(number)
     except UnknownCustomer:
         raise ApiError(404, f"unknown customer {number!r}") from None
+    me = current_api_user()
+    if not me.has_role(*READ_ALL_ROLES) and not (
+        me.has_role("sales_rep") and found.sales_rep == me.username
+    ):
+        raise ApiError(403, "this customer is not one of yours")
     errors: dict[str, list[str]] = {}
     as_of = _query_date("as_of", errors, default=date.today())
     if errors:
@@ -176,12 +187,23 @@ def aging_json(aging: Aging, names: dict[str, str] | None = None) -> dict:
 def aging():
     """Open invoices at the end of ``as_of`` (default today) by days past due; ``sales_rep``
     narrows it to one representative's customers (the weekly past-dues by rep)."""
+    rep = _aging_rep()  # 403 comes before 422
     errors: dict[str, list[str]] = {}
     as_of = _query_date("as_of", errors, default=date.today())
     if errors:
         raise _invalid(errors)
-    report = aging_report(as_of, sales_rep=request.args.get("sales_rep") or None)
+    report = aging_report(as_of, sales_rep=rep)
     return jsonify(aging_json(report, _customer_names(report.customers)))
+
+
+def _aging_rep() -> str | None:
+    """Whose customers the caller may age: anyone's (or the rep asked for), or only their own."""
+    me = current_api_user()
+    if me.has_role(*REPORT_ROLES):
+        return request.args.get("sales_rep") or None
+    if me.has_role("sales_rep"):
+        return me.username
+    raise ApiError(403, f"requires one of the roles: {', '.join((*REPORT_ROLES, 'sales_rep'))}")
 
 
 def _customer_names(numbers) -> dict[str, str]:
@@ -199,6 +221,9 @@ def _customer_names(numbers) -> dict[str, str]:
 @token_required
 def dso():
     """DSO = AR open at the end of ``end`` / invoiced in start..end x days (both ends count)."""
+    me = current_api_user()
+    if not me.has_role(*REPORT_ROLES, "sales_rep"):
+        raise ApiError(403, "requires a finance, process owner or sales rep role")
     errors: dict[str, list[str]] = {}
     start = _query_date("start", errors)
     end = _query_date("end", errors)

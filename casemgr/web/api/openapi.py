@@ -367,6 +367,7 @@ SCHEMAS: dict[str, dict] = {
         "properties": {
             "id": {"type": "integer"},
             "case_type": {"type": "string"},
+            "case_type_name": {"type": "string"},
             "version": {"type": "integer"},
             "status": {"enum": ["open", "completed", "cancelled"]},
             "outcome": _STR_OR_NULL,

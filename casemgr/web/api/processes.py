@@ -1,8 +1,9 @@
 """Process versions for process owners: validate, publish, list and read diagrams.
 
 Diagrams arrive as the raw request body, never as JSON. Validating answers 200 for any body,
-however broken, because "this is not a diagram" is the answer a modeler needs; only a body
-over the XML size limit is refused (413), before anything reads or parses it.
+however broken, because "this is not a diagram" is the answer a modeler needs. Only a caller
+who is not a process owner or admin (403) and a body over the XML size limit (413) are
+refused, both before anything parses the body.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from casemgr.extensions import db
 from casemgr.models import CaseType, ProcessVersion, User
 from casemgr.web.api import bp
 from casemgr.web.api.auth import current_api_user, require_role, token_required
+from casemgr.web.api.cases import ids_in_range
 from casemgr.web.api.errors import ApiError
 from casemgr.web.api.openapi import XML, array_of, doc, ref
 from casemgr.web.api.serializers import version_json
@@ -115,7 +117,7 @@ def publish_version(key: str):
         ) from None
     response = jsonify({"key": key, "version": version.version})
     response.status_code = 201
-    response.headers["Location"] = url_for("api.get_version_bpmn", key=key, number=version.version)
+    response.headers["Location"] = url_for("api.get_version_bpmn", key=key, version=version.version)
     return response
 
 
@@ -132,7 +134,7 @@ def list_versions(key: str):
     return jsonify([version_json(v) for v in _case_type(key).versions])
 
 
-@bp.get("/case-types/<key>/versions/<int:number>/bpmn")
+@bp.get("/case-types/<key>/versions/<int:version>/bpmn")
 @doc(
     "The BPMN XML of one version",
     responses={200: ("The diagram", {"type": "string"}, XML)},
@@ -140,12 +142,13 @@ def list_versions(key: str):
     tag="processes",
 )
 @token_required
-def get_version_bpmn(key: str, number: int):
+@ids_in_range
+def get_version_bpmn(key: str, version: int):
     """The diagram exactly as published, for the modeler and the case view."""
     case_type = _case_type(key)
-    version = db.session.execute(
-        db.select(ProcessVersion).filter_by(case_type_id=case_type.id, version=number)
+    row = db.session.execute(
+        db.select(ProcessVersion).filter_by(case_type_id=case_type.id, version=version)
     ).scalar_one_or_none()
-    if version is None:
-        raise NotFound(f"{key} has no version {number}")
-    return Response(version.bpmn_xml, mimetype=XML)
+    if row is None:
+        raise NotFound(f"{key} has no version {version}")
+    return Response(row.bpmn_xml, mimetype=XML)

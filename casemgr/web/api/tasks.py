@@ -20,6 +20,7 @@ from casemgr.extensions import db
 from casemgr.models import ROLES, Case, CaseType, TaskRecord, User
 from casemgr.web.api import bp
 from casemgr.web.api.auth import current_api_user, json_body, token_required
+from casemgr.web.api.cases import MAX_ID, ids_in_range, load_case
 from casemgr.web.api.errors import ApiError
 from casemgr.web.api.openapi import array_of, doc, query, ref
 from casemgr.web.api.serializers import case_json, task_json, task_summary
@@ -51,7 +52,7 @@ def _count_param(name: str, default: int, errors: dict[str, list[str]]) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         errors[name] = ["must be a whole number, 0 or more"]
         return default
     return int(raw)
@@ -87,27 +88,28 @@ def parse_inbox_query() -> InboxQuery:
         q=(args.get("q") or "").strip() or None,
         sort=sort,
         limit=min(limit, MAX_LIMIT),
-        offset=offset,
+        offset=min(offset, MAX_ID),
     )
 
 
-def _assignee_condition(user: User, who: str | None):
-    """Whose tasks: the caller's inbox, or (for a manager or admin) another user's tasks."""
+def _assignee_branches(user: User, who: str | None) -> list:
+    """Whose tasks, as disjoint conditions: the caller's own, their roles' unclaimed queue, or
+    (for a manager or admin) another user's. Disjoint, so their counts add up, and each one
+    matches an index of the task table, which a single OR would not use as well."""
     mine = TaskRecord.assignee_id == user.id
     queue = TaskRecord.assignee_id.is_(None) & TaskRecord.role.in_(sorted(user.role_keys))
     if who is None:
-        return or_(mine, queue)
-    if who == "me" or who == user.username:
-        return mine
+        return [mine, queue]
+    if who in ("me", user.username):
+        return [mine]
     if who == "none":
-        return queue
+        return [queue]
     other = db.session.execute(db.select(User).filter_by(username=who)).scalar_one_or_none()
     if other is None:
         raise ApiError(422, "invalid query parameters", {"assignee": [f"unknown user {who!r}"]})
     if access.can_manage_tasks(user):
-        return TaskRecord.assignee_id == other.id
-    # Anyone else sees only their own inbox, which holds none of another user's tasks.
-    return or_(mine, queue) & (TaskRecord.assignee_id == other.id)
+        return [TaskRecord.assignee_id == other.id]
+    return []  # anyone else sees only their own inbox, which holds none of another's tasks
 
 
 def _like(text: str) -> str:
@@ -125,7 +127,7 @@ def _text_condition(q: str):
         TaskRecord.case_id.in_(title_match),
     ]
     digits = q.removeprefix("#")
-    if digits.isdigit() and len(digits) < 19:
+    if digits.isascii() and digits.isdigit() and int(digits) <= MAX_ID:
         conditions.append(TaskRecord.case_id == int(digits))
     return or_(*conditions)
 
@@ -139,28 +141,45 @@ def _order(sort: str) -> list:
 
 
 def inbox(user: User, params: InboxQuery, now: datetime) -> tuple[list[TaskRecord], int]:
-    """The page of open tasks the parameters select, and how many match before paging."""
-    conditions = [TaskRecord.state == "open", _assignee_condition(user, params.assignee)]
+    """The page of open tasks the parameters select, and how many match before paging.
+
+    The page is found on ids first (the sort then runs on the index, not on whole rows) and
+    only its rows are loaded: with 10,000 open tasks that is several times faster.
+    """
+    branches = _assignee_branches(user, params.assignee)
+    if not branches:
+        return [], 0
+    filters = [TaskRecord.state == "open"]
     if params.case_type:
-        conditions.append(TaskRecord.case_type_key == params.case_type)
+        filters.append(TaskRecord.case_type_key == params.case_type)
     if params.role:
-        conditions.append(TaskRecord.role == params.role)
+        filters.append(TaskRecord.role == params.role)
     if params.overdue:
-        conditions.append(TaskRecord.due_at < now)
+        filters.append(TaskRecord.due_at < now)
     if params.q:
-        conditions.append(_text_condition(params.q))
-    total = db.session.execute(
-        db.select(db.func.count(TaskRecord.id)).where(*conditions)
-    ).scalar_one()
+        filters.append(_text_condition(params.q))
+    total = sum(
+        db.session.execute(
+            db.select(db.func.count(TaskRecord.id)).where(*filters, branch)
+        ).scalar_one()
+        for branch in branches
+    )
+    page = list(
+        db.session.execute(
+            db.select(TaskRecord.id)
+            .where(*filters, or_(*branches))
+            .order_by(*_order(params.sort))
+            .limit(params.limit)
+            .offset(params.offset)
+        ).scalars()
+    )
     rows = db.session.execute(
         db.select(TaskRecord)
-        .where(*conditions)
-        .order_by(*_order(params.sort))
-        .limit(params.limit)
-        .offset(params.offset)
+        .where(TaskRecord.id.in_(page))
         .options(selectinload(TaskRecord.assignee))
     ).scalars()
-    return list(rows), total
+    by_id = {row.id: row for row in rows}
+    return [by_id[task_id] for task_id in page], total
 
 
 INBOX_PARAMETERS = [
@@ -221,6 +240,7 @@ def list_tasks():
     tag="tasks",
 )
 @token_required
+@ids_in_range
 def get_task(task_id: int):
     """One task, with the description of the form that completes it."""
     return jsonify(task_json(cases.get_task(task_id, current_api_user())))
@@ -245,6 +265,7 @@ def _reason(body: dict, task_id: int, user: User) -> str:
     tag="tasks",
 )
 @token_required
+@ids_in_range
 def claim_task(task_id: int):
     """Take a task from its role's queue; another user's claim is a 409."""
     return jsonify(task_json(cases.claim_task(task_id, current_api_user())))
@@ -260,6 +281,7 @@ def claim_task(task_id: int):
     tag="tasks",
 )
 @token_required
+@ids_in_range
 def unclaim_task(task_id: int):
     """Only the assignee, a credit manager or an admin may put a task back in the queue."""
     user = current_api_user()
@@ -276,6 +298,7 @@ def unclaim_task(task_id: int):
     tag="tasks",
 )
 @token_required
+@ids_in_range
 def assign_task(task_id: int):
     """A credit manager or admin hands a task to someone holding its role."""
     user = current_api_user()
@@ -322,12 +345,13 @@ def _form_data(body: dict, task_id: int, user: User) -> dict:
     tag="tasks",
 )
 @token_required
+@ids_in_range
 def complete_task(task_id: int):
     """Validate against the task's form and complete it; an unclaimed task is claimed first."""
     user = current_api_user()
     data = _form_data(json_body(required=False), task_id, user)
     case = cases.complete_task(task_id, data, user)
-    return jsonify(case_json(case))
+    return jsonify(case_json(load_case(case.id)))
 
 
 @bp.post("/tasks/bulk-complete")
