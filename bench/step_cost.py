@@ -93,8 +93,9 @@ def product_costs(app, token: str) -> tuple[dict[int, float], dict[int, float]]:
             ).scalar_one()
             start = time.perf_counter()
             if near and done % 2:
-                response = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": {}},
-                                       headers=headers)
+                response = client.post(
+                    f"/api/v1/tasks/{task_id}/complete", json={"data": {}}, headers=headers
+                )
                 assert response.status_code == 200, response.get_json()
                 elapsed = time.perf_counter() - start
                 api_costs[near[0]].append(elapsed)
@@ -105,14 +106,21 @@ def product_costs(app, token: str) -> tuple[dict[int, float], dict[int, float]]:
                     engine_costs[near[0]].append(elapsed)
             db.session.expire_all()
             done += 1
-    return ({m: _median_ms(v) for m, v in engine_costs.items()},
-            {m: _median_ms(v) for m, v in api_costs.items()})
+    return (
+        {m: _median_ms(v) for m, v in engine_costs.items()},
+        {m: _median_ms(v) for m, v in api_costs.items()},
+    )
 
 
 def main() -> None:
     folder = Path(tempfile.mkdtemp())
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.db'}",
-                      "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.db'}",
+            "SECRET_KEY": "bench",
+            "WTF_CSRF_ENABLED": False,
+        }
+    )
     with app.app_context():
         init_database()
         user = create_user("bench", ["ar_specialist"], "bench-password")
@@ -122,12 +130,18 @@ def main() -> None:
     raw = raw_costs(app)
     eng, api = product_costs(app, token)
     print("Step cost vs history (median ms; SQLite file; one process)")
-    print(f"{'iteration':>10} {'raw':>8} {'engine':>8} {'api':>8} {'engine/raw':>11} {'api/raw':>8}")
+    print(
+        f"{'iteration':>10} {'raw':>8} {'engine':>8} {'api':>8} {'engine/raw':>11} {'api/raw':>8}"
+    )
     for mark in MARKS:
-        print(f"{mark:>10} {raw[mark]:>8.2f} {eng[mark]:>8.2f} {api[mark]:>8.2f} "
-              f"{eng[mark] / raw[mark]:>11.2f} {api[mark] / raw[mark]:>8.2f}")
-    print(f"api flatness: iteration {MARKS[-1]} / iteration {MARKS[0]} = "
-          f"{api[MARKS[-1]] / api[MARKS[0]]:.2f} (target <= 1.5)")
+        print(
+            f"{mark:>10} {raw[mark]:>8.2f} {eng[mark]:>8.2f} {api[mark]:>8.2f} "
+            f"{eng[mark] / raw[mark]:>11.2f} {api[mark] / raw[mark]:>8.2f}"
+        )
+    print(
+        f"api flatness: iteration {MARKS[-1]} / iteration {MARKS[0]} = "
+        f"{api[MARKS[-1]] / api[MARKS[0]]:.2f} (target <= 1.5)"
+    )
 
 
 if __name__ == "__main__":
