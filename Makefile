@@ -31,7 +31,7 @@ run: setup
 
 test: setup system-deps
 	$(BIN)/ruff check casemgr tests bench
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check casemgr tests bench

@@ -206,7 +206,8 @@ def four_eyes_violation(row: TaskRecord, user: User) -> str | None:
     )
 
 
-def _check_can_work(row: TaskRecord, user: User) -> None:
+def check_can_work(row: TaskRecord, user: User) -> None:
+    """Role, four-eyes, still open, not held by another: what every action on a task needs."""
     if row.role not in user.role_keys:
         raise Forbidden(f"this task needs the {row.role} role")
     problem = four_eyes_violation(row, user)
@@ -225,7 +226,7 @@ def _touch(case: Case) -> None:
 
 def claim_task(task_id: int, user: User) -> TaskRecord:
     row = get_task(task_id, user)
-    _check_can_work(row, user)
+    check_can_work(row, user)
     if row.assignee_id == user.id:
         return row
     row.assignee = user
@@ -311,7 +312,7 @@ def assign_task(task_id: int, username: str, user: User, reason: str = "") -> Ta
 def complete_task(task_id: int, data: dict | None, user: User) -> Case:
     """Validate against the task's form, complete it, run to the next wait state."""
     row = get_task(task_id, user)
-    _check_can_work(row, user)
+    check_can_work(row, user)
     case = row.case
     form_cls = forms.get_form_class(row.form_key)
     clean: dict = {}

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from casemgr.engine.errors import NotFound
 from casemgr.engine.processes import dmn_for, publish
 from casemgr.engine.specs import MAX_XML_BYTES
-from casemgr.engine.validation import validate_bpmn
+from casemgr.engine.validation import validate_document
 from casemgr.extensions import db
 from casemgr.models import CaseType, ProcessVersion, User
 from casemgr.web.api import bp
@@ -67,7 +67,7 @@ def _decision_tables(raw: bytes) -> list[str]:
 def validate_diagram():
     """Report every problem of a diagram; any body gets an answer, never an error page."""
     raw = _diagram_body(current_api_user())
-    errors = validate_bpmn(raw, _decision_tables(raw))
+    errors = validate_document(raw, _decision_tables(raw))
     return jsonify({"valid": not errors, "errors": errors})
 
 

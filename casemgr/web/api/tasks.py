@@ -317,7 +317,7 @@ def assign_task(task_id: int):
 def _refuse_as_completion_would(task_id: int, user: User) -> None:
     """Raise the 404, 403 or 409 that completing this task would answer, changing nothing."""
     row = cases.get_task(task_id, user)
-    cases._check_can_work(row, user)
+    cases.check_can_work(row, user)
 
 
 def _form_data(body: dict, task_id: int, user: User) -> dict:
