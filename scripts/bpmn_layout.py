@@ -66,6 +66,7 @@ TRACK_OFFSETS = (0, 10, -10, 20, -20)  # x offsets of parallel vertical runs in 
 BOUNDARY_SPACING = 44  # between the centres of boundary events on one host
 SUB_PAD = (20, 40, 20, 20)  # expanded sub-process padding: left, top (its name), right, bottom
 LABEL_GAP = 4
+NEAR = 30  # a label this close to another flow's line might be read as naming it
 LABEL_MAX_WIDTH = 90  # bpmn-js wraps external labels at 90 px
 LINE_HEIGHT = 13.2  # 11 px Arial at bpmn-js's 1.2 line height
 
@@ -295,6 +296,7 @@ def wrap(text: str) -> list[str]:
 
 
 def label_size(text: str) -> tuple[int, int]:
+    """The box bpmn-js will fill with the wrapped text."""
     lines = wrap(text)
     return even(max(text_width(line) for line in lines) + 6), even(len(lines) * LINE_HEIGHT)
 
@@ -350,6 +352,8 @@ class Layout:
     def __init__(self, graph: Graph, lanes: Sequence[tuple[str, set[str]]] = ()) -> None:
         self.g = graph
         self.nodes = graph.nodes
+        self.flows = {flow.id: flow for flow in graph.flows}
+        self.position = {n: i for i, n in enumerate(self.nodes)}  # document order
         self.lane_ids, self.band = self._bands(lanes)
         self.order, self.back = self._depth_first()
         self.col = self._columns()
@@ -435,6 +439,7 @@ class Layout:
         return col
 
     def _node_size(self, n: str) -> tuple[int, int]:
+        """Sub-processes are as big as their laid-out contents plus room for their name."""
         node = self.nodes[n]
         if node.kind != "subprocess":
             return SIZES[node.kind]
@@ -447,17 +452,15 @@ class Layout:
     # ---- rows
 
     def _item_band(self, item: Item) -> int:
-        return self.band[item if isinstance(item, str) else self._flow(item[0]).source]
-
-    def _flow(self, flow_id: str) -> Flow:
-        return next(f for f in self.g.flows if f.id == flow_id)
+        """A long flow's pieces stay in its source's lane until the last bend."""
+        return self.band[item if isinstance(item, str) else self.flows[item[0]].source]
 
     def _forward(self, flow: Flow) -> bool:
         return flow.id not in self.back
 
     def _predecessors(self, item: Item) -> list[tuple[Item, int]]:
         """Items one column to the left feeding this one, with the flow's rank at its source."""
-        flows = self.nodes[item].incoming if isinstance(item, str) else [self._flow(item[0])]
+        flows = self.nodes[item].incoming if isinstance(item, str) else [self.flows[item[0]]]
         here = self.col[item] if isinstance(item, str) else item[1]
         found: list[tuple[Item, int]] = []
         for flow in filter(self._forward, flows):
@@ -466,20 +469,28 @@ class Layout:
             found.append((before, rank))
         return found
 
-    def _row_key(self, item: Item) -> tuple[int, int, int, int]:
-        """Stack under the predecessor's row; the first outgoing flow keeps its source's row."""
+    def _row_key(self, item: Item) -> tuple[int, int, int, int, int]:
+        """Stack under the predecessor's row; the first outgoing flow keeps its source's row.
+
+        Items fed only from lanes further down come last and take the lowest free row, so
+        their flows climb as little as possible.
+        """
         preds = self._predecessors(item)
-        same = [self.row[p] for p, _ in preds if self._item_band(p) == self._item_band(item)]
+        band = self._item_band(item)
+        same = [self.row[p] for p, _ in preds if self._item_band(p) == band]
+        from_below = bool(preds) and not same and max(self._item_band(p) for p, _ in preds) > band
         rank = min((r for _, r in preds), default=0)
-        target = item if isinstance(item, str) else self._flow(item[0]).target
+        target = item if isinstance(item, str) else self.flows[item[0]].target
         return (
+            int(from_below),
             min(same, default=0),
             rank,
-            list(self.nodes).index(target),
+            self.position[target],
             int(not isinstance(item, str)),
         )
 
     def _column_items(self, c: int) -> list[Item]:
+        """The column's nodes and the long flows passing through it, which need a free row too."""
         items: list[Item] = [
             n for n, node in self.nodes.items() if self.col[n] == c and node.kind != "boundary"
         ]
@@ -489,34 +500,67 @@ class Layout:
         return items
 
     def _put(self, item: Item, c: int, row: int) -> None:
+        """Take the first free row at or below the wanted one."""
         band = self._item_band(item)
         while (band, c, row) in self.grid:
             row += 1
         self.grid[(band, c, row)] = item
         self.row[item] = row
 
+    def _lowest_free_row(self, item: Item, c: int) -> int:
+        """The lowest row the lane already has that is free in this column, else a new one."""
+        band = self._item_band(item)
+        rows = self._rows_in(band)
+        return next((r for r in reversed(range(rows)) if (band, c, r) not in self.grid), rows)
+
     def _assign_rows(self) -> None:
         """Fill columns left to right; boundary events reserve the rows under their host."""
         for c in range(self.ncols):
             keyed = sorted((self._row_key(item), item) for item in self._column_items(c))
-            for key, item in keyed:
-                self._put(item, c, key[0])
-                for boundary in self.nodes[item].boundaries if isinstance(item, str) else []:
+            for (from_below, preferred, *_), item in keyed:
+                if item in self.row:  # a later piece of a long flow, placed with its first
+                    continue
+                if not isinstance(item, str):
+                    self._put_long_flow(item, preferred)
+                    continue
+                self._put(item, c, self._lowest_free_row(item, c) if from_below else preferred)
+                for boundary in self.nodes[item].boundaries:
                     self._put(boundary, c, self.row[item] + 1)
 
-    def _channels(self) -> dict[str, int]:
-        """Per loop target, the index of its horizontal run below the target's lane."""
-        spans: dict[str, int] = {}
+    def _put_long_flow(self, first: tuple[str, int], row: int) -> None:
+        """A long flow keeps one row across all the columns it crosses, so that it bends only
+        at its ends and never beside a node it merely passes."""
+        band = self._item_band(first)
+        columns = range(first[1], self.col[self.flows[first[0]].target])
+        while any((band, c, row) in self.grid for c in columns):
+            row += 1
+        for c in columns:
+            self.grid[(band, c, row)] = (first[0], c)
+            self.row[(first[0], c)] = row
+
+    def _channels(self) -> dict[str, tuple[int, int]]:
+        """Per loop target, where its loops run back: (row, index) for the index-th run just
+        under that row of the target's lane; the row is the lowest one the loop passes over,
+        so short loops stay close and long ones go round everything in their way."""
+        spans: dict[str, tuple[int, int]] = {}
         for flow in self.g.flows:
             if flow.id in self.back:
-                span = self.col[flow.source] - self.col[flow.target]
-                spans[flow.target] = max(spans.get(flow.target, 0), span)
-        channel: dict[str, int] = {}
-        order = list(self.nodes)
-        for target in sorted(spans, key=lambda t: (spans[t], order.index(t))):
-            band = self.band[target]
-            channel[target] = sum(1 for t in channel if self.band[t] == band)
+                low, high = spans.get(flow.target, (self.col[flow.target],) * 2)
+                spans[flow.target] = (low, max(high, self.col[flow.source]))
+        channel: dict[str, tuple[int, int]] = {}
+        for target in sorted(spans, key=lambda t: (spans[t][1] - spans[t][0], self.position[t])):
+            band, (low, high) = self.band[target], spans[target]
+            last = self._rows_in(band) - 1
+            row = max(r for b, c, r in self.grid if b == band and low <= c <= high)
+            taken = sum(1 for t in channel if self.band[t] == band and channel[t][0] == row)
+            if row < last and taken >= 2:  # only the bottom strip grows with its loops
+                row = last
+                taken = sum(1 for t in channel if self.band[t] == band and channel[t][0] == row)
+            channel[target] = (row, taken)
         return channel
+
+    def _rows_in(self, band: int) -> int:
+        return 1 + max((r for b, _, r in self.grid if b == band), default=0)
 
     # ---- coordinates
 
@@ -547,23 +591,24 @@ class Layout:
             self._place_boundaries(n)
 
     def _place_rows(self) -> None:
+        """Rows fit their tallest node; a lane is its rows plus the channels of its loops."""
         heights: dict[tuple[int, int], int] = {}
         for (band, _, row), item in self.grid.items():
             h = self.size[item][1] if isinstance(item, str) else 0
             heights[(band, row)] = max(heights.get((band, row), CELL[1]), h)
         self.cell: dict[tuple[int, int], tuple[int, int]] = {}
-        self.rows_bottom: dict[int, int] = {}
         self.bands: list[tuple[str | None, int, int]] = []
         y = 0
         for band, lane in enumerate(self.lane_ids):
             top = y
-            rows = 1 + max((r for b, _, r in self.grid if b == band), default=0)
+            rows = self._rows_in(band)
             for row in range(rows):
                 height = heights.get((band, row), CELL[1]) + ROW_GAP
                 self.cell[(band, row)] = (y, height)
                 y += height
-            self.rows_bottom[band] = y
-            loops = sum(1 for t in self.channel if self.band[t] == band)
+            loops = sum(
+                1 for t, (r, _) in self.channel.items() if (self.band[t], r + 1) == (band, rows)
+            )
             y += (loops + 1) * CHANNEL_GAP if loops else 0
             self.bands.append((lane, top, y - top))
         self.height = y
@@ -571,8 +616,10 @@ class Layout:
     def _place_boundaries(self, host: str) -> None:
         """Spread boundary events along the host's bottom; the one going lowest leftmost."""
         attached = sorted(self.nodes[host].boundaries, key=lambda b: -self.row[b])
+        if not attached:
+            return
         w, h = SIZES["boundary"]
-        first = self.box.get(host).cx - BOUNDARY_SPACING * (len(attached) - 1) // 2
+        first = self.box[host].cx - BOUNDARY_SPACING * (len(attached) - 1) // 2
         for i, b in enumerate(attached):
             cx = first + i * BOUNDARY_SPACING
             self.box[b] = Box(cx - w // 2, self.box[host].bottom - h // 2, w, h)
@@ -584,6 +631,7 @@ class Layout:
     # ---- sequence flows
 
     def _route(self, flow: Flow) -> Route:
+        """Right side to left side, bending only in column gaps; boundary events leave downwards."""
         route = Route(flow, [])
         source, target = self.box[flow.source], self.box[flow.target]
         drop = flow.id in self.back and self._free_below(flow.source, flow.target)
@@ -610,11 +658,12 @@ class Layout:
             route.points += [[self.x[c], current], [self.x[c], y]]
 
     def _route_back(self, route: Route, drop: bool) -> None:
-        """A loop: down to its channel under the target's lane, left, and up into the target."""
+        """A loop: down to its channel, left along it, and up into the target."""
         flow = route.flow
         target = self.box[flow.target]
-        band = self.band[flow.target]
-        channel_y = self.rows_bottom[band] + CHANNEL_GAP * (self.channel[flow.target] + 1) - 6
+        row, index = self.channel[flow.target]
+        top, height = self.cell[(self.band[flow.target], row)]
+        channel_y = top + height + CHANNEL_GAP * index + CHANNEL_GAP // 2
         if drop:
             route.points.append([route.points[-1][0], channel_y])
         else:
@@ -660,13 +709,18 @@ class Layout:
         for n, node in self.nodes.items():
             if node.name and node.kind in ("event", "boundary", "gateway"):
                 w, h = label_size(node.name)
-                self.labels[n] = self._best(self._node_spots(n, w, h), None)
+                attached = {f.id for f in self.g.flows if n in (f.source, f.target)}
+                self.labels[n] = self._best(self._node_spots(n, w, h), None, attached)
         for flow in self.g.flows:
             if flow.name.strip():
                 w, h = label_size(flow.name)
-                self.labels[flow.id] = self._best(self._flow_spots(flow, w, h), flow.id)
+                ends = {flow.source, flow.target}
+                siblings = {f.id for f in self.g.flows if ends & {f.source, f.target}}
+                self.labels[flow.id] = self._best(self._flow_spots(flow, w, h), flow.id, siblings)
 
     def _node_spots(self, n: str, w: int, h: int) -> list[Box]:
+        """Label places to try: events below (as bpmn-js), gateways above (their flows leave right
+        and loops may enter below), boundary events beside their outgoing flow."""
         box, kind = self.box[n], self.nodes[n].kind
         below = Box(box.cx - w // 2, box.bottom + LABEL_GAP, w, h)
         above = Box(box.cx - w // 2, box.y - LABEL_GAP - h, w, h)
@@ -683,7 +737,7 @@ class Layout:
         return [*spots, left, right, below]
 
     def _flow_spots(self, flow: Flow, w: int, h: int) -> list[Box]:
-        """Beside the parts of the flow's line that no sibling flow shares, near the source."""
+        """Beside the parts of the flow's line no sibling flow shares, then around its bends."""
         spots: list[Box] = []
         for a, b in segments(self.paths[flow.id]):
             horizontal = a[1] == b[1]
@@ -692,7 +746,11 @@ class Layout:
                 ahead = q > p
                 near_start = p + LABEL_GAP if ahead else p - LABEL_GAP - size
                 near_end = q - LABEL_GAP - size if ahead else q + LABEL_GAP
-                for along in (near_start, (p + q - size) // 2, near_end):
+                middle = (p + q - size) // 2
+                order = (
+                    (near_start, middle, near_end) if horizontal else (middle, near_start, near_end)
+                )
+                for along in order:
                     if horizontal:
                         spots += [
                             Box(along, a[1] - LABEL_GAP - h, w, h),
@@ -727,17 +785,20 @@ class Layout:
         ordered = [(lo, hi) if b[axis] > a[axis] else (hi, lo) for lo, hi in parts]
         return [part for part in ordered if abs(part[1] - part[0]) >= 8]
 
-    def _best(self, spots: list[Box], own: str | None) -> Box:
-        return min(spots, key=lambda spot: self._cost(spot, own))
+    def _best(self, spots: list[Box], own: str | None, related: set[str]) -> Box:
+        return min(spots, key=lambda spot: self._cost(spot, own, related))
 
-    def _cost(self, spot: Box, own: str | None) -> int:
+    def _cost(self, spot: Box, own: str | None, related: set[str]) -> int:
+        """Covering a node is worst, then a label, then crossing a line; a line of an
+        unrelated flow close by makes a name ambiguous, so that costs a little too."""
         nodes = sum(spot.overlaps(box) for box in self.box.values())
         labels = sum(spot.overlaps(box) for box in self.labels.values())
-        lines = sum(
-            spot.crosses(a, b) * (5 if flow_id == own else 10)
-            for flow_id, path in self.paths.items()
-            for a, b in segments(path)
-        )
+        around = Box(spot.x - NEAR, spot.y - NEAR, spot.w + 2 * NEAR, spot.h + 2 * NEAR)
+        lines = 0
+        for flow_id, path in self.paths.items():
+            for a, b in segments(path):
+                lines += spot.crosses(a, b) * (5 if flow_id == own else 10)
+                lines += 3 * (flow_id not in related and around.crosses(a, b))
         borders = sum(spot.y < top < spot.bottom for _, top, _ in self.bands[1:])
         outside = not spot.within(Box(0, 0, self.width, self.height))
         return 100 * nodes + 50 * labels + lines + 10 * borders + 20 * outside
@@ -745,6 +806,7 @@ class Layout:
     # ---- result
 
     def drawing(self) -> Drawing:
+        """The shapes and edges, sub-process contents moved into their shapes."""
         shapes: list[ShapeDi] = []
         edges: list[EdgeDi] = []
         for n, node in self.nodes.items():
@@ -770,7 +832,7 @@ class Run:
     """A vertical piece of a route in a column gap, and where its horizontals go on either end."""
 
     route: Route
-    index: int  # of its upper-or-lower first point in route.points
+    index: int  # of its first point in route.points
     low: int
     high: int
     enter: tuple[int, int]  # (y, side): the horizontal arriving comes from the left (-1) or right
@@ -1007,8 +1069,8 @@ def splice(text: str, lines: list[str], old_names: set[str]) -> str:
     else:
         at = resume = line_start(text, root_end)
     block = newline.join(indent + line for line in lines)
-    if not old:
-        block = block + newline if at < root_end or text[at - 1 : at] == "\n" else newline + block
+    if not old:  # a line of its own before the closing tag
+        block = block + newline if text[at - 1 : at] in ("", "\n") else newline + block
     for start, end in reversed(old[1:]):
         cut = line_start(text, start)
         after = end + len(newline) if text.startswith(newline, end) else end
@@ -1090,17 +1152,25 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def layout_file(path: Path) -> bool:
-    """Rewrite the file with a new diagram; False when it already had exactly this one."""
-    data, root = read(path)
-    new = with_diagram(data, root)
-    if new == data:
-        return False
-    write_atomically(path, new)
-    return True
+def layout_file(path: Path, attempts: int = 3) -> bool:
+    """Rewrite the file with a new diagram; False when it already had exactly this one.
+
+    Others may save the file while it is being laid out: then start again from their version
+    rather than overwrite it.
+    """
+    for _ in range(attempts):
+        data, root = read(path)
+        new = with_diagram(data, root)
+        if new == data:
+            return False
+        if path.read_bytes() == data:
+            write_atomically(path, new)
+            return True
+    raise LayoutError("the file kept changing while it was being laid out")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Lay out (or check) each file; exit 0, 1 for a missing or stale diagram, 2 for a bad file."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     parser.add_argument(
