@@ -344,9 +344,10 @@ def complete_task(task_id: int, data: dict | None, user: User) -> Case:
     case_id = case.id
     try:
         _advance(case, user, ctx, act)
-    except CaseBroken as exc:
+    except CaseBroken:
+        # The person's attempt failed (e.g. the ledger refused an amount); the task stays
+        # open and they see why. Only unattended steps (timers) flag the case for an admin.
         db.session.rollback()
-        _flag_broken(case_id, exc.message)
         raise
     except StaleDataError:
         db.session.rollback()
@@ -450,11 +451,12 @@ def wake_case(case_id: int, moment: datetime) -> bool:
 
 
 def run_due_timers(as_of: datetime | None = None) -> int:
-    """Wake every case with a timer due at `as_of` (default now); returns how many moved."""
-    moment = as_of or clock.now()
-    advanced = 0
-    for case_id in due_case_ids(moment):
-        if wake_case(case_id, moment):
-            advanced += 1
-    current_app.logger.info("timers run as of %s: %d case(s) advanced", moment, advanced)
+    """Wake every case with a timer due at `as_of` (default now); returns how many moved.
+
+    The CLI and the Celery tick share this; engine.timers claims each case with
+    FOR UPDATE SKIP LOCKED on PostgreSQL, so concurrent runs never wake a case twice."""
+    from casemgr.engine.timers import drain_due_timers
+
+    advanced = drain_due_timers(as_of).advanced
+    current_app.logger.info("timers run as of %s: %d case(s) advanced", as_of or "now", advanced)
     return advanced

@@ -40,7 +40,7 @@ def call_connector(task, name: str, params: dict) -> str:
     values = {key: param.get("value") for key, param in params.items()}
     try:
         result = fn(values)
-    except (ValueError, LookupError, InvalidOperation) as exc:
+    except (ValueError, LookupError, InvalidOperation, TypeError) as exc:
         raise WorkflowTaskException(f"{name} failed: {exc}", task=task, exception=exc) from exc
     return json.dumps(jsonable(result))
 

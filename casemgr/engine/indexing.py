@@ -43,6 +43,7 @@ def sync_case(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
     messages = [] if wf.is_completed() else awaited_messages(wf)
     case.awaiting = f",{','.join(messages)}," if messages else None
     case.updated_at = clock.now()
+    case.broken = None  # a step that got this far ran cleanly
     if wf.is_completed() and case.status == "open":
         case.status = "completed"
         case.completed_at = clock.now()

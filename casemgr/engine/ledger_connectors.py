@@ -28,7 +28,9 @@ def _day(value) -> date:
 def credit_check(p: dict) -> dict:
     """What the credit-hold check and the approvals need: exposure with the order, limits."""
     summary = metrics.customer_summary(str(p["customer_number"]), clock.now().date())
-    order = _money(p.get("order_amount") or "0")
+    order = Decimal(str(p.get("order_amount") or "0")).quantize(Decimal("0.01"))
+    if not order.is_finite() or order < 0:
+        raise ValueError("order_amount must be zero or more")
     exposure_after = summary.exposure + order
     over_pct = (
         ((exposure_after - summary.credit_limit) / summary.credit_limit * 100).quantize(

@@ -47,10 +47,10 @@ def post_payment(
         cleared = operations.post_payment(
             customer_number,
             amount,
-            received_date or clock.now().date(),
-            method,
-            reference,
-            invoice_number,
+            received_date=received_date or clock.now().date(),
+            method=method,
+            reference=reference,
+            invoice_number=invoice_number,
         )
         ended = deliver_payment_messages(user) if cleared else []
         db.session.commit()

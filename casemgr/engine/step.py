@@ -18,7 +18,7 @@ class StepContext:
     def actor_name(self) -> str:
         return self.actor.username if self.actor else "system"
 
-    def record(self, kind: str, **detail) -> None:
+    def record(self, kind: str, /, **detail) -> None:
         self.events.append((kind, detail))
 
 

@@ -52,10 +52,17 @@ def find_task(wf: BpmnWorkflow, spiff_id: str):
         return None
 
 
+def event_definitions(task) -> list:
+    """A task's event definitions; an event-based gateway carries several in one."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if definition is None:
+        return []
+    return list(getattr(definition, "event_definitions", None) or [definition])
+
+
 def timer_due_at(task) -> datetime | None:
     """When a waiting timer task fires (its event_value is set once it starts waiting)."""
-    definition = getattr(task.task_spec, "event_definition", None)
-    if not isinstance(definition, TimerEventDefinition):
+    if not any(isinstance(d, TimerEventDefinition) for d in event_definitions(task)):
         return None
     value = task._get_internal_data("event_value")
     if isinstance(value, dict):  # cycle timers keep {"cycles", "next", "duration"}
