@@ -17,7 +17,7 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from casemgr.engine.step import step_context
 from casemgr.engine.workflows import jsonable
 from casemgr.extensions import db
-from casemgr.models import Customer, Notification, User
+from casemgr.models import ROLES, Customer, Notification, Role, User
 
 Operation = Callable[[dict], object]
 OPERATIONS: dict[str, Operation] = {}
@@ -38,6 +38,7 @@ def call_connector(task, name: str, params: dict) -> str:
     if fn is None:
         raise WorkflowTaskException(f"unknown service operation {name!r}", task=task)
     values = {key: param.get("value") for key, param in params.items()}
+    step_context().task_data = task.data
     try:
         result = fn(values)
     except (ValueError, LookupError, InvalidOperation, TypeError) as exc:
@@ -96,24 +97,24 @@ def _recipients(to: str) -> list[User]:
     if to in ("sales_rep", "starter"):
         if case.started_by and (to == "starter" or case.started_by.has_role("sales_rep")):
             users.append(case.started_by)
-        rep = (case.data or {}).get("sales_rep")
-        if to == "sales_rep" and case.customer_number and not rep:
+        data = {**(case.data or {}), **ctx.task_data}
+        rep = data.get("sales_rep")
+        customer_number = data.get("customer_number") or case.customer_number
+        if to == "sales_rep" and customer_number and not rep:
             customer = db.session.execute(
-                db.select(Customer).filter_by(number=case.customer_number)
+                db.select(Customer).filter_by(number=str(customer_number))
             ).scalar_one_or_none()
             rep = customer.sales_rep if customer else None
         if to == "sales_rep" and rep:
-            names.add(rep)
+            names.add(rep)  # no rep on file notifies nobody, never every sales rep
+    elif to in ROLES:
+        users.extend(
+            db.session.execute(db.select(User).join(User.roles).where(Role.key == to)).scalars()
+        )
     else:
         names.add(to)
     if names:
         users.extend(db.session.execute(db.select(User).where(User.username.in_(names))).scalars())
-    if not users:
-        from casemgr.models import Role
-
-        users.extend(
-            db.session.execute(db.select(User).join(User.roles).where(Role.key == to)).scalars()
-        )
     unique = {u.id: u for u in users}
     return list(unique.values())
 

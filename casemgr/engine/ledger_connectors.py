@@ -98,9 +98,10 @@ def credit_memo(p: dict) -> int:
 @operation("ledger.write_off")
 def write_off(p: dict) -> str:
     ctx = step_context()
-    amount = _money(p["amount"])
+    amount = Decimal(str(p["amount"])).quantize(Decimal("0.01"))
     if amount == 0:
-        return "0.00"
+        return "0.00"  # nothing left to write off is a normal outcome, not an error
+    amount = _money(amount)
     operations.post_write_off(
         str(p["customer_number"]),
         p.get("invoice_number") or None,

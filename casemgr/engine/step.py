@@ -13,6 +13,9 @@ class StepContext:
     case: Case
     actor: User | None
     events: list[tuple[str, dict]] = field(default_factory=list)
+    # The data of the task a service operation runs for (the case row is indexed only after
+    # the step, so operations read fresh values such as customer_number from here).
+    task_data: dict = field(default_factory=dict)
 
     @property
     def actor_name(self) -> str:

@@ -109,9 +109,14 @@ def current_data(wf: BpmnWorkflow) -> dict:
     """The case's data now: the last task's on completion, else what waiting tasks hold."""
     if wf.is_completed():
         return dict(wf.last_task.data) if wf.last_task else {}
+    # Oldest change first, the last completed task on top: parallel branches that split off
+    # earlier must not overwrite what the latest step decided.
+    waiting = wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)
     merged: dict = {}
-    for task in wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
+    for task in sorted(waiting, key=lambda t: t.last_state_change):
         merged.update(task.data)
+    if wf.last_task is not None:
+        merged.update(wf.last_task.data)
     return merged
 
 
