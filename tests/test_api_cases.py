@@ -66,7 +66,6 @@ def test_case_types_lists_published_types_at_their_newest_version(api):
 
 
 def test_case_types_shows_a_newly_published_version(hold_type):
-    before = {t["key"]: t for t in hold_type.as_("spec").get("/api/v1/case-types").get_json()}
     again = hold_type.as_("owner").post(
         "/api/v1/case-types/credit_hold_release/versions",
         data=HOLD_BPMN.replace("Review the hold", "Review the hold again"),
