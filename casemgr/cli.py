@@ -88,6 +88,11 @@ def timers_run(as_of: str | None) -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from flask_migrate import Migrate
+
+    from casemgr.setup import MIGRATIONS_DIR
+
+    Migrate(app, db, directory=str(MIGRATIONS_DIR))  # `flask db upgrade`, `flask db migrate`
     app.cli.add_command(init_db_command)
     app.cli.add_command(demo_command)
     app.cli.add_command(users_cli)
@@ -95,3 +100,6 @@ def register_cli(app: Flask) -> None:
     from casemgr.ledger.commands import ledger_cli
 
     app.cli.add_command(ledger_cli)
+    from casemgr.notify import register as register_notify
+
+    register_notify(app)

@@ -35,4 +35,17 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "SCRIPT_TIME_LIMIT": float(os.environ.get("CASEMGR_SCRIPT_TIME_LIMIT", "1.0")),
         "WTF_CSRF_TIME_LIMIT": None,
+        # E-mail (casemgr.notify.mail); each also read as CASEMGR_<name>.
+        "SMTP_HOST": _env("SMTP_HOST"),
+        "SMTP_PORT": int(_env("SMTP_PORT") or 25),
+        "SMTP_USERNAME": _env("SMTP_USERNAME") or _env("SMTP_USER"),
+        "SMTP_PASSWORD": _env("SMTP_PASSWORD"),
+        "SMTP_STARTTLS": _env("SMTP_STARTTLS").lower() in ("1", "true", "yes")
+        or _env("SMTP_SECURITY").lower() == "starttls",
+        "MAIL_FROM": _env("MAIL_FROM"),
     }
+
+
+def _env(name: str) -> str:
+    """A setting by its own name or with the CASEMGR_ prefix (casemgr.background.mail's)."""
+    return os.environ.get(name) or os.environ.get(f"CASEMGR_{name}", "")

@@ -58,6 +58,9 @@ def _write_events(case: Case, ctx: StepContext) -> None:
                 case=case, at=clock.now(), actor=ctx.actor_name, kind=kind, detail=jsonable(detail)
             )
         )
+    from casemgr.notify.events import on_step  # notifications are worked out at commit
+
+    on_step(case, ctx.actor, list(ctx.events))
     ctx.events.clear()
 
 

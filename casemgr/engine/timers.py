@@ -10,8 +10,9 @@ A worker claims one due case at a time and wakes it in the same transaction:
 * On SQLite there are no row locks: one worker runs the timers (the embedded mode), and the
   case's optimistic version check still refuses a second commit of the same step.
 
-The claim reads only the partial index ``ix_cases_due_timers`` in wake-up order, so a tick
-costs what is due, never a scan of the open cases.
+The claim reads an index in wake-up order and stops at the first unlocked due row (the
+partial index ``ix_cases_due_timers`` holds only open, unbroken cases with a wake-up), so a
+tick costs what is due, never a scan of the open cases.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 class DrainResult:
     advanced: int = 0
     examined: int = 0
-    # True when the drain stopped at its case or time budget with cases still due.
+    # True when the drain stopped at its case or time budget (cases may still be due).
     stopped_early: bool = False
 
 

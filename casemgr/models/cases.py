@@ -12,6 +12,7 @@ from casemgr.extensions import db
 from casemgr.models.processes import CaseType, ProcessVersion
 from casemgr.models.types import Money, UTCDateTime, utcnow
 from casemgr.models.users import User
+from casemgr.models.work import default_priority
 
 
 class Case(db.Model):
@@ -53,13 +54,33 @@ class Case(db.Model):
     __mapper_args__ = {"version_id_col": version}
 
 
+_INBOX_COLUMNS = (
+    "due_at",
+    "follow_up_at",
+    "case_type_key",
+    "priority",
+    "amount",
+    "created_at",
+    "customer_number",
+    "customer_name",
+    "case_id",
+)
+
+
 class TaskRecord(db.Model):
     """The inbox reads this table only; it never deserializes a workflow."""
 
     __tablename__ = "tasks"
     __table_args__ = (
-        Index("ix_tasks_open_role", "state", "role", "assignee_id", "due_at"),
-        Index("ix_tasks_open_assignee", "state", "assignee_id", "due_at"),
+        # The inbox (casemgr.engine.inbox) reads a role's queue and a person's tasks from
+        # these two alone: each walks in due order and holds every column the inbox filters
+        # and sorts on, so a page of a 20,000-task queue never touches the table's rows.
+        Index("ix_tasks_open_role", "state", "role", "assignee_id", *_INBOX_COLUMNS),
+        Index("ix_tasks_open_assignee", "state", "assignee_id", *_INBOX_COLUMNS, "role"),
+        # Counting a queue without filters: the narrowest index that answers it.
+        Index("ix_tasks_queue_count", "state", "role", "assignee_id", "follow_up_at"),
+        Index("ix_tasks_open_customer", "state", "customer_number"),
+        Index("ix_tasks_delegated_from", "delegated_from_id", "state"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
@@ -80,10 +101,16 @@ class TaskRecord(db.Model):
     customer_name: Mapped[str | None] = mapped_column(String(200))
     amount: Mapped[Decimal | None] = mapped_column(Money)
     four_eyes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Work management (casemgr.engine.worklist): hidden from the inbox until follow_up_at,
+    # ranked by priority (higher first), and who handed it on when it is delegated.
+    follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    priority: Mapped[int] = mapped_column(default=default_priority)
+    delegated_from_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     case: Mapped[Case] = relationship(back_populates="tasks")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id])
+    delegated_from: Mapped[User | None] = relationship(foreign_keys=[delegated_from_id])
 
 
 class CaseLink(db.Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -10,7 +10,22 @@ from casemgr.engine.errors import EngineError
 
 
 def register_web(app: Flask) -> None:
-    from casemgr.web import auth, cases, customers, inbox, notifications
+    from casemgr.web import (
+        admin,
+        auth,
+        cases,
+        customers,
+        dashboard,
+        health,
+        imports,
+        inbox,
+        letters,
+        notifications,
+        preferences,
+        processes,
+        reports,
+        reports_pastdue,
+    )
     from casemgr.web.api import register_api
     from casemgr.web.helpers import init_templates
     from casemgr.web.security import init_security
@@ -18,9 +33,53 @@ def register_web(app: Flask) -> None:
     register_api(app)
     init_security(app)
     init_templates(app)
-    for module in (auth, inbox, cases, customers, notifications):
+    for module in (
+        auth,
+        inbox,
+        cases,
+        customers,
+        notifications,
+        reports,
+        imports,
+        letters,
+        admin,
+        health,
+        reports_pastdue,
+        processes,
+        dashboard,
+        preferences,
+    ):
         app.register_blueprint(module.bp)
     register_error_pages(app)
+    register_ledger_nav(app)
+
+
+def register_ledger_nav(app: Flask) -> None:
+    """Menu entries for the ledger pages that the shared NAV does not give every reader:
+    Reports for specialists and sales reps (NAV shows it to managers), Import for importers."""
+    from flask_login import current_user
+
+    from casemgr.web.helpers import NAV, user
+    from casemgr.web.imports import IMPORT_ROLES
+    from casemgr.web.reports import READER_ROLES
+
+    def in_nav(endpoint: str) -> bool:
+        return any(
+            e == endpoint and (roles is None or user().has_role(*roles)) for e, _, roles in NAV
+        )
+
+    def ledger_nav_items() -> list[tuple[str, str]]:
+        if not current_user.is_authenticated:
+            return []
+        me = user()
+        items = []
+        if me.has_role(*READER_ROLES) and not in_nav("reports.index"):
+            items.append((url_for("reports.index"), "Reports"))
+        if me.has_role(*IMPORT_ROLES):
+            items.append((url_for("imports.index"), "Import"))
+        return items
+
+    app.jinja_env.globals["ledger_nav_items"] = ledger_nav_items
 
 
 def register_error_pages(app: Flask) -> None:

@@ -7,20 +7,16 @@ the engine decides who may do what. The inbox reads the task index only (never a
 from __future__ import annotations
 
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import datetime
 
 from flask import jsonify, request
-from sqlalchemy import or_
-from sqlalchemy.orm import selectinload
 
-from casemgr.engine import access, cases, clock
+from casemgr.engine import cases, clock
 from casemgr.engine.errors import Invalid
-from casemgr.extensions import db
-from casemgr.models import ROLES, Case, CaseType, TaskRecord, User
+from casemgr.engine.inbox import InboxQuery, inbox, parse_params
+from casemgr.models import ROLES, TaskRecord, User
 from casemgr.web.api import bp
 from casemgr.web.api.auth import current_api_user, json_body, token_required
-from casemgr.web.api.cases import MAX_ID, ids_in_range, load_case
+from casemgr.web.api.cases import ids_in_range, load_case
 from casemgr.web.api.errors import ApiError
 from casemgr.web.api.openapi import array_of, doc, query, ref
 from casemgr.web.api.serializers import case_json, task_json, task_summary
@@ -28,158 +24,35 @@ from casemgr.web.api.serializers import case_json, task_json, task_summary
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_BULK = 500
-SORTS = ("due_at", "-created_at", "-amount")
+SORTS = ("due_at", "-created_at", "-amount")  # the contract's; the engine knows more
 
 
 # --- the inbox ------------------------------------------------------------------------------
+# One query serves the API and the web inbox: casemgr.engine.inbox. This view keeps the
+# contract's parameters and answers; GET /work-queue (worklist.py) documents the filters
+# added since (amount range, due today, customer, priority, follow-up dates), which this
+# endpoint accepts too. Tasks parked until a follow-up date are listed here unless a client
+# asks `follow_up=hide`: the contract says "open tasks assigned to the caller".
 
 
-@dataclass(frozen=True)
-class InboxQuery:
-    """The inbox's query parameters, checked: a wrong one is a 422 naming it."""
-
-    case_type: str | None = None
-    role: str | None = None
-    assignee: str | None = None
-    overdue: bool = False
-    q: str | None = None
-    sort: str = "due_at"
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
-
-
-def _count_param(name: str, default: int, errors: dict[str, list[str]]) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()):
-        errors[name] = ["must be a whole number, 0 or more"]
-        return default
-    return int(raw)
-
-
-def parse_inbox_query() -> InboxQuery:
-    args = request.args
-    errors: dict[str, list[str]] = {}
-    case_type = args.get("case_type") or None
-    if (
-        case_type is not None
-        and not db.session.execute(db.select(CaseType.id).filter_by(key=case_type)).first()
-    ):
-        errors["case_type"] = [f"unknown case type {case_type!r}"]
-    role = args.get("role") or None
-    if role is not None and role not in ROLES:
-        errors["role"] = [f"unknown role {role!r}; one of {', '.join(ROLES)}"]
-    overdue_raw = args.get("overdue", "").lower()
-    if overdue_raw not in ("", "0", "1", "true", "false"):
-        errors["overdue"] = ["use overdue=1"]
-    sort = args.get("sort") or "due_at"
-    if sort not in SORTS:
-        errors["sort"] = [f"one of {', '.join(SORTS)}"]
-    limit = _count_param("limit", DEFAULT_LIMIT, errors)
-    offset = _count_param("offset", 0, errors)
+def parse_inbox_query(follow_up_default: str = "all") -> InboxQuery:
+    """The request's inbox parameters; a wrong one is a 422 naming it."""
+    params, errors = parse_params(
+        request.args,
+        default_limit=DEFAULT_LIMIT,
+        max_limit=MAX_LIMIT,
+        follow_up_default=follow_up_default,
+    )
     if errors:
         raise ApiError(422, "invalid query parameters", errors)
-    return InboxQuery(
-        case_type=case_type,
-        role=role,
-        assignee=args.get("assignee") or None,
-        overdue=overdue_raw in ("1", "true"),
-        q=(args.get("q") or "").strip() or None,
-        sort=sort,
-        limit=min(limit, MAX_LIMIT),
-        offset=min(offset, MAX_ID),
-    )
+    return params
 
 
-def _assignee_branches(user: User, who: str | None) -> list:
-    """Whose tasks, as disjoint conditions: the caller's own, their roles' unclaimed queue, or
-    (for a manager or admin) another user's. Disjoint, so their counts add up, and each one
-    matches an index of the task table, which a single OR would not use as well."""
-    mine = TaskRecord.assignee_id == user.id
-    queue = TaskRecord.assignee_id.is_(None) & TaskRecord.role.in_(sorted(user.role_keys))
-    if who is None:
-        return [mine, queue]
-    if who in ("me", user.username):
-        return [mine]
-    if who == "none":
-        return [queue]
-    other = db.session.execute(db.select(User).filter_by(username=who)).scalar_one_or_none()
-    if other is None:
-        raise ApiError(422, "invalid query parameters", {"assignee": [f"unknown user {who!r}"]})
-    if access.can_manage_tasks(user):
-        return [TaskRecord.assignee_id == other.id]
-    return []  # anyone else sees only their own inbox, which holds none of another's tasks
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _text_condition(q: str):
-    """Customer number or name, case title, or a case id ("42" or "#42")."""
-    pattern = _like(q)
-    title_match = db.select(Case.id).where(Case.title.ilike(pattern, escape="\\"))
-    conditions = [
-        TaskRecord.customer_number.ilike(pattern, escape="\\"),
-        TaskRecord.customer_name.ilike(pattern, escape="\\"),
-        TaskRecord.case_id.in_(title_match),
-    ]
-    digits = q.removeprefix("#")
-    if digits.isascii() and digits.isdigit() and int(digits) <= MAX_ID:
-        conditions.append(TaskRecord.case_id == int(digits))
-    return or_(*conditions)
-
-
-def _order(sort: str) -> list:
-    if sort == "-created_at":
-        return [TaskRecord.created_at.desc(), TaskRecord.id.desc()]
-    if sort == "-amount":
-        return [TaskRecord.amount.is_(None), TaskRecord.amount.desc(), TaskRecord.id]
-    return [TaskRecord.due_at.is_(None), TaskRecord.due_at, TaskRecord.id]
-
-
-def inbox(user: User, params: InboxQuery, now: datetime) -> tuple[list[TaskRecord], int]:
-    """The page of open tasks the parameters select, and how many match before paging.
-
-    The page is found on ids first (the sort then runs on the index, not on whole rows) and
-    only its rows are loaded: with 10,000 open tasks that is several times faster.
-    """
-    branches = _assignee_branches(user, params.assignee)
-    if not branches:
-        return [], 0
-    filters = [TaskRecord.state == "open"]
-    if params.case_type:
-        filters.append(TaskRecord.case_type_key == params.case_type)
-    if params.role:
-        filters.append(TaskRecord.role == params.role)
-    if params.overdue:
-        filters.append(TaskRecord.due_at < now)
-    if params.q:
-        filters.append(_text_condition(params.q))
-    total = sum(
-        db.session.execute(
-            db.select(db.func.count(TaskRecord.id)).where(*filters, branch)
-        ).scalar_one()
-        for branch in branches
-    )
-    page = list(
-        db.session.execute(
-            db.select(TaskRecord.id)
-            .where(*filters, or_(*branches))
-            .order_by(*_order(params.sort))
-            .limit(params.limit)
-            .offset(params.offset)
-        ).scalars()
-    )
-    rows = db.session.execute(
-        db.select(TaskRecord)
-        .where(TaskRecord.id.in_(page))
-        .options(selectinload(TaskRecord.assignee))
-    ).scalars()
-    by_id = {row.id: row for row in rows}
-    return [by_id[task_id] for task_id in page], total
+def inbox_page(user: User, params: InboxQuery) -> tuple[list[TaskRecord], int]:
+    try:
+        return inbox(user, params, clock.now())
+    except Invalid as exc:  # an unknown user name in `assignee`
+        raise ApiError(422, exc.message, exc.errors) from None
 
 
 INBOX_PARAMETERS = [
@@ -223,7 +96,7 @@ INBOX_PARAMETERS = [
 @token_required
 def list_tasks():
     """Open tasks assigned to the caller and unclaimed ones of the caller's roles."""
-    rows, total = inbox(current_api_user(), parse_inbox_query(), clock.now())
+    rows, total = inbox_page(current_api_user(), parse_inbox_query())
     response = jsonify([task_summary(row) for row in rows])
     response.headers["X-Total-Count"] = str(total)
     return response

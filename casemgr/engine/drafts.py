@@ -1,0 +1,1193 @@
+"""What process owners do with diagrams beyond the versions API: the engine side of the modeler.
+
+* **Drafts**: one shared working copy per case type (or decision table), saved at any time,
+  however incomplete, with the result of its last validation.
+* **Publishing** a draft makes version N+1 (``processes.publish``'s contract, with the
+  decision tables overlaid by the ones published in the browser); publishing a decision
+  table re-publishes every case type calling it, so new cases take the new table and
+  running ones keep theirs. **Restore** publishes an old version, tables and all, as N+1.
+* **Diff** between two versions: added, removed and changed elements, in words.
+* **Replay**: the recorded data of the last completed cases, run through a draft with
+  service calls stubbed, to show which would now take another path or fail.
+* **Migration** of running cases to a newer version, where the elements they wait on still
+  exist; each case in its own transaction, each with its answer.
+* **Heat map**: how many cases wait at each task now, and for how long (median).
+
+This module and the rest of ``casemgr.engine`` are the only ones that touch SpiffWorkflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from flask import current_app
+from lxml import etree
+from SpiffWorkflow import TaskState
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
+from sqlalchemy.orm.exc import StaleDataError
+
+from casemgr import forms
+from casemgr.engine import clock
+from casemgr.engine.errors import Conflict, Invalid, NotFound
+from casemgr.engine.processes import parsed_for
+from casemgr.engine.scripts import ScriptEngine
+from casemgr.engine.specs import (
+    MAX_XML_BYTES,
+    DiagramError,
+    ParsedProcess,
+    checked_xml,
+    content_hash,
+    parse_process,
+)
+from casemgr.engine.validation import (
+    BPMN_NS,
+    DMN_NAMESPACES,
+    tidy_message,
+    validate_bpmn,
+    validate_dmn,
+)
+from casemgr.engine.workflows import dump, jsonable, load
+from casemgr.extensions import db
+from casemgr.models import (
+    Case,
+    CaseEvent,
+    CaseType,
+    DecisionVersion,
+    ProcessDraft,
+    ProcessVersion,
+    TaskRecord,
+    User,
+)
+
+KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,79}")
+_DMN_REF = re.compile(r"calledDecisionId>\s*([^<\s]+)\s*<")
+_SAFE_PARSER = dict(resolve_entities=False, no_network=True, huge_tree=False)
+DI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
+DC_NS = "http://www.omg.org/spec/DD/20100524/DC"
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _root(xml: str | bytes):
+    """Parse untrusted XML the one safe way (DTDs and entities refused first)."""
+    return etree.fromstring(checked_xml(xml), etree.XMLParser(**_SAFE_PARSER))
+
+
+# --- decision tables ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionFile:
+    """One DMN file as process owners see it: the seed file or its newest published version."""
+
+    key: str
+    xml: str
+    decision_ids: tuple[str, ...]
+    version: int | None  # None: the seed file in workflows/dmn, never published here
+
+
+def _decision_ids(xml: str) -> tuple[str, ...]:
+    try:
+        root = _root(xml)
+    except (DiagramError, etree.XMLSyntaxError):
+        return ()
+    return tuple(n.get("id") for n in root.iter("{*}decision") if n.get("id"))
+
+
+def decision_files() -> dict[str, DecisionFile]:
+    """Key -> the current DMN file: published versions override the seed files."""
+    files: dict[str, DecisionFile] = {}
+    folder = Path(current_app.config["WORKFLOWS_DIR"]) / "dmn"
+    for path in sorted(folder.glob("*.dmn")):
+        text = path.read_text()
+        files[path.stem] = DecisionFile(path.stem, text, _decision_ids(text), None)
+    for row in _latest_decision_versions():
+        files[row.key] = DecisionFile(row.key, row.dmn_xml, tuple(row.decision_ids), row.version)
+    return dict(sorted(files.items()))
+
+
+def _latest_decision_versions() -> list[DecisionVersion]:
+    newest = (
+        db.select(DecisionVersion.key, db.func.max(DecisionVersion.version).label("v"))
+        .group_by(DecisionVersion.key)
+        .subquery()
+    )
+    query = db.select(DecisionVersion).join(
+        newest, (DecisionVersion.key == newest.c.key) & (DecisionVersion.version == newest.c.v)
+    )
+    return list(db.session.execute(query).scalars())
+
+
+def current_decision_tables() -> dict[str, str]:
+    """Decision id -> DMN text, as a diagram published now would pin them.
+
+    ``processes.decision_tables`` reads only the seed files; here a published version of a
+    file replaces the seed file whole (a decision it dropped is gone).
+    """
+    tables: dict[str, str] = {}
+    for file in decision_files().values():
+        for decision_id in file.decision_ids:
+            tables[decision_id] = file.xml
+    return tables
+
+
+def pinned_tables(bpmn_xml: str) -> list[str]:
+    """The decision tables a diagram calls (``processes.dmn_for`` with the published overlay)."""
+    tables = current_decision_tables()
+    wanted: list[str] = []
+    for decision_id in _DMN_REF.findall(bpmn_xml):
+        text = tables.get(decision_id)
+        if text and text not in wanted:
+            wanted.append(text)
+    return wanted
+
+
+def callers_of(decision_ids: Iterable[str]) -> list[CaseType]:
+    """Case types whose newest version calls one of these decisions."""
+    wanted = set(decision_ids)
+    found = []
+    for candidate in db.session.execute(db.select(CaseType).order_by(CaseType.name)).scalars():
+        latest = candidate.latest()
+        if latest is not None and wanted & set(_DMN_REF.findall(latest.bpmn_xml)):
+            found.append(candidate)
+    return found
+
+
+def decision_versions(key: str) -> list[DecisionVersion]:
+    return list(
+        db.session.execute(
+            db.select(DecisionVersion).filter_by(key=key).order_by(DecisionVersion.version)
+        ).scalars()
+    )
+
+
+# --- drafts ---------------------------------------------------------------------------------
+
+
+def kind_of(xml: str | bytes) -> str | None:
+    """'bpmn' or 'dmn' by the root element's namespace; None for anything else."""
+    try:
+        root = _root(xml)
+    except (DiagramError, etree.XMLSyntaxError):
+        return None
+    namespace = etree.QName(root).namespace or ""
+    if namespace == BPMN_NS:
+        return "bpmn"
+    if namespace.startswith(DMN_NAMESPACES):
+        return "dmn"
+    return None
+
+
+def checked_upload(xml: bytes | str, kind: str) -> str:
+    """A file a person sends: safe, well-formed, UTF-8 and of the expected kind, else why not.
+
+    Raises Invalid (422) naming the problem; the size limit (413) is the web layer's, before
+    the body is read.
+    """
+    raw = xml.encode() if isinstance(xml, str) else xml
+    if len(raw) > MAX_XML_BYTES:
+        raise Invalid(f"the file is larger than {MAX_XML_BYTES // (1024 * 1024)} MB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid("the file is not UTF-8 text") from None
+    try:
+        _root(raw)
+    except DiagramError as exc:
+        raise Invalid(tidy_message(exc.message)) from None
+    except etree.XMLSyntaxError as exc:
+        raise Invalid(f"not well-formed XML: {exc}") from None
+    found = kind_of(raw)
+    if found != kind:
+        what = {"bpmn": "a BPMN diagram", "dmn": "a DMN decision table"}
+        raise Invalid(
+            f"this is {what.get(found or '', 'neither BPMN nor DMN')}, "
+            f"where {what[kind]} was expected"
+        )
+    return text
+
+
+def get_draft(kind: str, key: str) -> ProcessDraft | None:
+    return db.session.execute(
+        db.select(ProcessDraft).filter_by(kind=kind, key=key)
+    ).scalar_one_or_none()
+
+
+def case_type(key: str) -> CaseType | None:
+    return db.session.execute(db.select(CaseType).filter_by(key=key)).scalar_one_or_none()
+
+
+def working_xml(kind: str, key: str) -> tuple[str | None, ProcessDraft | None]:
+    """What the modeler opens: the draft, else the newest published version (or table)."""
+    draft = get_draft(kind, key)
+    if draft is not None:
+        return draft.xml, draft
+    if kind == "bpmn":
+        found = case_type(key)
+        latest = found.latest() if found else None
+        return (latest.bpmn_xml if latest else None), None
+    file = decision_files().get(key)
+    return (file.xml if file else None), None
+
+
+def save_draft(
+    kind: str,
+    key: str,
+    xml: str | bytes,
+    user: User | None,
+    revision: int | None = None,
+    name: str | None = None,
+) -> ProcessDraft:
+    """Keep the working copy (checked as untrusted XML, validated, never refused for content).
+
+    `revision` is the one the editor loaded: a different current one means somebody saved
+    in between, a 409 rather than a silent overwrite.
+    """
+    if not KEY_PATTERN.fullmatch(key):
+        raise Invalid("invalid key: lower-case letters, digits and _, starting with a letter")
+    text = checked_upload(xml, kind)
+    draft = get_draft(kind, key)
+    if draft is not None and revision is not None and revision != draft.revision:
+        who = draft.updated_by.label if draft.updated_by else "someone"
+        raise Conflict(
+            f"{who} saved this draft at {draft.updated_at:%Y-%m-%d %H:%M} UTC after you "
+            "opened it; reload to see their changes"
+        )
+    if draft is None:
+        draft = ProcessDraft(kind=kind, key=key, revision=0, name=name or "")
+        draft.based_on = _published_version(kind, key)
+        db.session.add(draft)
+    draft.xml = text
+    if name:
+        draft.name = name
+    draft.revision += 1
+    draft.updated_by = user
+    draft.updated_at = clock.now()
+    record_validation(draft)
+    db.session.flush()
+    return draft
+
+
+def _published_version(kind: str, key: str) -> int | None:
+    if kind == "bpmn":
+        found = case_type(key)
+        latest = found.latest() if found else None
+        return latest.version if latest else None
+    file = decision_files().get(key)
+    return file.version if file else None
+
+
+def validate_xml(kind: str, xml: str) -> list[dict]:
+    """Exactly what publishing checks, with the tables a publish would pin."""
+    if kind == "dmn":
+        return validate_dmn(xml)
+    return validate_bpmn(xml, pinned_tables(xml))
+
+
+def record_validation(draft: ProcessDraft) -> list[dict]:
+    """Validate once per distinct XML and keep the answer on the draft."""
+    sha = _sha(draft.xml)
+    if draft.validated_sha256 != sha or draft.validation_errors is None:
+        draft.validation_errors = validate_xml(draft.kind, draft.xml)
+        draft.validated_sha256 = sha
+        draft.validated_at = clock.now()
+    return list(draft.validation_errors)
+
+
+def discard_draft(kind: str, key: str) -> bool:
+    draft = get_draft(kind, key)
+    if draft is None:
+        return False
+    db.session.delete(draft)
+    db.session.flush()
+    return True
+
+
+def blank_diagram(key: str, name: str) -> str:
+    """A new case type: one pool, one specialist lane, start -> first task -> end, laid out.
+
+    It validates and publishes as it is (a user task without a form key has an empty form),
+    so a process owner starts from something that runs.
+    """
+    if not KEY_PATTERN.fullmatch(key):
+        raise Invalid("invalid key: lower-case letters, digits and _, starting with a letter")
+    title = _xml_attr(name.strip() or key.replace("_", " ").capitalize())
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="{BPMN_NS}" xmlns:bpmndi="{DI_NS}" xmlns:dc="{DC_NS}" \
+xmlns:di="http://www.omg.org/spec/DD/20100524/DI" xmlns:spiffworkflow="{SPIFF_NS}" \
+id="{key}_definitions" targetNamespace="https://casemgr.dev/bpmn">
+  <bpmn:collaboration id="{key}_collaboration">
+    <bpmn:participant id="{key}_participant" name="{title}" processRef="{key}" />
+  </bpmn:collaboration>
+  <bpmn:process id="{key}" name="{title}" isExecutable="true">
+    <bpmn:laneSet id="{key}_lanes">
+      <bpmn:lane id="lane_specialist" name="ar_specialist">
+        <bpmn:flowNodeRef>start_{key}</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>first_step</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>end_{key}</bpmn:flowNodeRef>
+      </bpmn:lane>
+    </bpmn:laneSet>
+    <bpmn:startEvent id="start_{key}" name="Received">
+      <bpmn:outgoing>flow_to_first_step</bpmn:outgoing>
+    </bpmn:startEvent>
+    <bpmn:sequenceFlow id="flow_to_first_step" sourceRef="start_{key}" targetRef="first_step" />
+    <bpmn:userTask id="first_step" name="First step">
+      <bpmn:incoming>flow_to_first_step</bpmn:incoming>
+      <bpmn:outgoing>flow_to_end</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="flow_to_end" sourceRef="first_step" targetRef="end_{key}" />
+    <bpmn:endEvent id="end_{key}" name="Done">
+      <bpmn:incoming>flow_to_end</bpmn:incoming>
+    </bpmn:endEvent>
+  </bpmn:process>
+  <bpmndi:BPMNDiagram id="{key}_diagram">
+    <bpmndi:BPMNPlane id="{key}_plane" bpmnElement="{key}_collaboration">
+      <bpmndi:BPMNShape id="{key}_participant_di" bpmnElement="{key}_participant" \
+isHorizontal="true">
+        <dc:Bounds x="160" y="80" width="640" height="200" />
+      </bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="lane_specialist_di" bpmnElement="lane_specialist" isHorizontal="true">
+        <dc:Bounds x="190" y="80" width="610" height="200" />
+      </bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="start_{key}_di" bpmnElement="start_{key}">
+        <dc:Bounds x="252" y="162" width="36" height="36" />
+      </bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="first_step_di" bpmnElement="first_step">
+        <dc:Bounds x="400" y="140" width="100" height="80" />
+      </bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="end_{key}_di" bpmnElement="end_{key}">
+        <dc:Bounds x="652" y="162" width="36" height="36" />
+      </bpmndi:BPMNShape>
+      <bpmndi:BPMNEdge id="flow_to_first_step_di" bpmnElement="flow_to_first_step">
+        <di:waypoint x="288" y="180" />
+        <di:waypoint x="400" y="180" />
+      </bpmndi:BPMNEdge>
+      <bpmndi:BPMNEdge id="flow_to_end_di" bpmnElement="flow_to_end">
+        <di:waypoint x="500" y="180" />
+        <di:waypoint x="652" y="180" />
+      </bpmndi:BPMNEdge>
+    </bpmndi:BPMNPlane>
+  </bpmndi:BPMNDiagram>
+</bpmn:definitions>
+"""
+
+
+def blank_decision_table(key: str, name: str) -> str:
+    """A new decision table: one input, one output, one rule; the DMN editor takes it on."""
+    if not KEY_PATTERN.fullmatch(key):
+        raise Invalid("invalid key: lower-case letters, digits and _, starting with a letter")
+    title = _xml_attr(name.strip() or key.replace("_", " ").capitalize())
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="{key}_definitions" \
+name="{title}" namespace="https://casemgr.dev/dmn">
+  <decision id="{key}" name="{title}">
+    <decisionTable id="{key}_table" hitPolicy="FIRST">
+      <input id="{key}_input" label="Amount">
+        <inputExpression id="{key}_input_expression" typeRef="number">
+          <text>amount</text>
+        </inputExpression>
+      </input>
+      <output id="{key}_output" label="Result" name="result" typeRef="string" />
+      <rule id="{key}_rule_1">
+        <inputEntry id="{key}_rule_1_in"><text>-</text></inputEntry>
+        <outputEntry id="{key}_rule_1_out"><text>"ok"</text></outputEntry>
+      </rule>
+    </decisionTable>
+  </decision>
+</definitions>
+"""
+
+
+def _xml_attr(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+# --- publishing -----------------------------------------------------------------------------
+
+
+def publish_bpmn(
+    key: str,
+    bpmn_xml: str,
+    user: User | None,
+    name: str | None = None,
+    dmn: list[str] | None = None,
+) -> tuple[ProcessVersion | None, list[dict]]:
+    """Validate and publish as version N+1 (a new key creates the case type at 1).
+
+    The same rules as ``processes.publish``; the decision tables pinned are the published
+    overlay (or `dmn`, when restoring a version exactly as it was).
+    """
+    if not KEY_PATTERN.fullmatch(key):
+        return None, [{"element": None, "message": "invalid case-type key"}]
+    tables = pinned_tables(bpmn_xml) if dmn is None else list(dmn)
+    errors = validate_bpmn(bpmn_xml, tables)
+    if errors:
+        return None, errors
+    parsed = parse_process(bpmn_xml, tuple(tables))
+    found = case_type(key)
+    if found is None:
+        found = CaseType(key=key, name=(name or parsed.name)[:200])
+        db.session.add(found)
+        db.session.flush()
+    latest = found.latest()
+    version = ProcessVersion(
+        case_type=found,
+        version=(latest.version + 1) if latest else 1,
+        process_id=parsed.process_id,
+        bpmn_xml=bpmn_xml,
+        dmn_xml=tables,
+        sha256=content_hash(bpmn_xml),
+        published_by_id=user.id if user else None,
+        published_at=clock.now(),
+    )
+    db.session.add(version)
+    db.session.flush()
+    return version, []
+
+
+@dataclass
+class PublishResult:
+    errors: list[dict] = field(default_factory=list)
+    version: ProcessVersion | None = None
+    decision: DecisionVersion | None = None
+    # Case types re-published because they call a decision of the published table.
+    republished: list[ProcessVersion] = field(default_factory=list)
+
+
+def publish_draft(kind: str, key: str, user: User | None) -> PublishResult:
+    """Publish the draft and drop it; nothing changes when it does not validate."""
+    draft = get_draft(kind, key)
+    if draft is None:
+        raise NotFound(f"there is no draft of {key}")
+    if kind == "dmn":
+        result = publish_dmn(key, draft.xml, user)
+    else:
+        version, errors = publish_bpmn(key, draft.xml, user, name=draft.name or None)
+        result = PublishResult(errors=errors, version=version)
+    if result.errors:
+        draft.validation_errors = result.errors
+        draft.validated_sha256 = _sha(draft.xml)
+        draft.validated_at = clock.now()
+        return result
+    db.session.delete(draft)
+    db.session.flush()
+    return result
+
+
+def publish_dmn(key: str, dmn_xml: str, user: User | None) -> PublishResult:
+    """A decision table as the next version, pinned into new versions of its callers."""
+    errors = validate_dmn(dmn_xml)
+    if errors:
+        return PublishResult(errors=errors)
+    ids = _decision_ids(dmn_xml)
+    files = decision_files()
+    before = files[key].decision_ids if key in files else ()
+    taken = {
+        decision_id: file.key
+        for file in files.values()
+        if file.key != key
+        for decision_id in file.decision_ids
+    }
+    clashes = [d for d in ids if d in taken]
+    if clashes:
+        return PublishResult(
+            errors=[
+                {"element": d, "message": f"decision {d!r} is already defined in {taken[d]!r}"}
+                for d in clashes
+            ]
+        )
+    previous = decision_versions(key)
+    row = DecisionVersion(
+        key=key,
+        version=(previous[-1].version + 1) if previous else 1,
+        dmn_xml=dmn_xml,
+        decision_ids=list(ids),
+        sha256=_sha(dmn_xml),
+        published_by_id=user.id if user else None,
+        published_at=clock.now(),
+    )
+    db.session.add(row)
+    db.session.flush()
+    result = PublishResult(decision=row)
+    # Callers of a decision the file drops are re-published too: their validation fails.
+    for found in callers_of({*ids, *before}):
+        latest = found.latest()
+        version, problems = publish_bpmn(found.key, latest.bpmn_xml, user)
+        if problems:
+            # The table breaks a caller: publish nothing at all.
+            for made in [*result.republished, row]:
+                db.session.delete(made)
+            db.session.flush()
+            return PublishResult(
+                errors=[
+                    {"element": p["element"], "message": f"{found.key}: {p['message']}"}
+                    for p in problems
+                ]
+            )
+        result.republished.append(version)
+    return result
+
+
+def version_of(key: str, number: int) -> ProcessVersion:
+    found = case_type(key)
+    if found is None:
+        raise NotFound(f"no case type {key!r}")
+    for version in found.versions:
+        if version.version == number:
+            return version
+    raise NotFound(f"{key} has no version {number}")
+
+
+def restore_version(
+    key: str, number: int, user: User | None
+) -> tuple[ProcessVersion | None, list[dict]]:
+    """Publish an old version, with the decision tables it had, as the next one."""
+    old = version_of(key, number)
+    return publish_bpmn(key, old.bpmn_xml, user, dmn=list(old.dmn_xml or []))
+
+
+# --- diff -------------------------------------------------------------------------------------
+
+
+_COMPARED = {
+    "task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask",
+    "businessRuleTask", "subProcess", "adHocSubProcess", "transaction", "callActivity",
+    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
+    "boundaryEvent", "exclusiveGateway", "inclusiveGateway", "parallelGateway",
+    "complexGateway", "eventBasedGateway", "sequenceFlow", "lane", "participant", "process",
+    "dataObjectReference", "textAnnotation", "messageFlow",
+}  # fmt: skip
+_ATTRIBUTES = (
+    "sourceRef", "targetRef", "default", "attachedToRef", "cancelActivity", "isExecutable",
+    "calledElement", "scriptFormat", "triggeredByEvent",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ElementChange:
+    element: str
+    kind: str
+    name: str
+    details: tuple[str, ...] = ()
+
+
+@dataclass
+class DiagramDiff:
+    added: list[ElementChange] = field(default_factory=list)
+    removed: list[ElementChange] = field(default_factory=list)
+    changed: list[ElementChange] = field(default_factory=list)
+    moved: list[ElementChange] = field(default_factory=list)  # only the layout changed
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed or self.moved)
+
+    def as_json(self) -> dict:
+        def items(changes: list[ElementChange]) -> list[dict]:
+            return [
+                {"element": c.element, "kind": c.kind, "name": c.name, "details": list(c.details)}
+                for c in changes
+            ]
+
+        return {
+            "added": items(self.added),
+            "removed": items(self.removed),
+            "changed": items(self.changed),
+            "moved": items(self.moved),
+        }
+
+
+def _local(node) -> str:
+    return etree.QName(node).localname if isinstance(node.tag, str) else ""
+
+
+def _signature(root) -> dict[str, dict]:
+    """Element id -> what makes it behave as it does (not where it is drawn)."""
+    lanes = {}
+    for lane in root.iter(f"{{{BPMN_NS}}}lane"):
+        for ref in lane.findall(f"{{{BPMN_NS}}}flowNodeRef"):
+            lanes[(ref.text or "").strip()] = lane.get("name") or lane.get("id")
+    found: dict[str, dict] = {}
+    for node in root.iter():
+        if etree.QName(node).namespace != BPMN_NS if isinstance(node.tag, str) else True:
+            continue
+        if _local(node) not in _COMPARED or not node.get("id"):
+            continue
+        sig: dict = {"kind": _local(node), "name": (node.get("name") or "").strip()}
+        for attr in _ATTRIBUTES:
+            if node.get(attr) is not None:
+                sig[attr] = node.get(attr)
+        if node.get("id") in lanes:
+            sig["lane"] = lanes[node.get("id")]
+        for tag, label in (
+            ("conditionExpression", "condition"),
+            ("script", "script"),
+            ("timeDate", "timer date"),
+            ("timeDuration", "timer duration"),
+            ("timeCycle", "timer cycle"),
+        ):
+            child = next(node.iterchildren(f"{{{BPMN_NS}}}{tag}"), None)
+            if child is None and tag.startswith("time"):
+                definition = node.find(f"{{{BPMN_NS}}}timerEventDefinition")
+                child = definition.find(f"{{{BPMN_NS}}}{tag}") if definition is not None else None
+            if child is not None:
+                sig[label] = (child.text or "").strip()
+        definitions = sorted(
+            _local(c) for c in node if _local(c).endswith("EventDefinition")
+        )  # what kind of event it is
+        if definitions:
+            sig["event"] = ", ".join(definitions)
+        extensions = node.find(f"{{{BPMN_NS}}}extensionElements")
+        if extensions is not None:
+            for prop in extensions.iter(f"{{{SPIFF_NS}}}property"):
+                sig[f"property {prop.get('name')}"] = prop.get("value")
+            for tag in ("preScript", "postScript", "calledDecisionId"):
+                child = extensions.find(f"{{{SPIFF_NS}}}{tag}")
+                if child is not None:
+                    sig[tag] = (child.text or "").strip()
+            operator = extensions.find(f"{{{SPIFF_NS}}}serviceTaskOperator")
+            if operator is not None:
+                sig["operation"] = operator.get("id")
+                sig["operation parameters"] = tuple(
+                    (p.get("id"), p.get("value")) for p in operator.iter(f"{{{SPIFF_NS}}}parameter")
+                )
+        found[node.get("id")] = sig
+    return found
+
+
+def _layout(root) -> dict[str, tuple]:
+    shapes: dict[str, tuple] = {}
+    for node in root.iter(f"{{{DI_NS}}}BPMNShape", f"{{{DI_NS}}}BPMNEdge"):
+        bounds = node.find(f"{{{DC_NS}}}Bounds")
+        points = tuple(
+            (p.get("x"), p.get("y"))
+            for p in node.iter("{http://www.omg.org/spec/DD/20100524/DI}waypoint")
+        )
+        box = (
+            tuple(bounds.get(a) for a in ("x", "y", "width", "height"))
+            if bounds is not None
+            else ()
+        )
+        shapes[node.get("bpmnElement")] = (box, points)
+    return shapes
+
+
+_LABELS = {
+    "lane": "role (lane)",
+    "property formKey": "form",
+    "property dueDate": "due date",
+    "property fourEyes": "four-eyes",
+    "property role": "role override",
+    "calledDecisionId": "decision table",
+    "preScript": "script before",
+    "postScript": "script after",
+}
+_SHOWN_IN_FULL = {
+    "name", "lane", "property formKey", "property role", "calledDecisionId",
+    "property fourEyes", "property dueDate", "operation", "default",
+    "timer duration", "timer date", "timer cycle", "sourceRef", "targetRef",
+}  # fmt: skip
+
+
+def _describe(key: str, old, new) -> str:
+    label = _LABELS.get(key, key)
+    if old is None:
+        return f"{label} set to {new!r}" if key in _SHOWN_IN_FULL else f"{label} added"
+    if new is None:
+        return f"{label} removed (was {old!r})" if key in _SHOWN_IN_FULL else f"{label} removed"
+    if key in _SHOWN_IN_FULL:
+        return f"{label}: {old!r} → {new!r}"
+    return f"{label} changed"
+
+
+def diff_diagrams(old_xml: str, new_xml: str) -> DiagramDiff:
+    """What changed between two diagrams, element by element, in words."""
+    old_root, new_root = _root(old_xml), _root(new_xml)
+    old, new = _signature(old_root), _signature(new_root)
+    old_layout, new_layout = _layout(old_root), _layout(new_root)
+    diff = DiagramDiff()
+    for element, sig in new.items():
+        if element not in old:
+            diff.added.append(ElementChange(element, sig["kind"], sig["name"]))
+    for element, sig in old.items():
+        if element not in new:
+            diff.removed.append(ElementChange(element, sig["kind"], sig["name"]))
+            continue
+        other = new[element]
+        keys = [k for k in dict.fromkeys([*sig, *other]) if sig.get(k) != other.get(k)]
+        if keys:
+            details = tuple(_describe(k, sig.get(k), other.get(k)) for k in keys)
+            diff.changed.append(ElementChange(element, other["kind"], other["name"], details))
+        elif old_layout.get(element) != new_layout.get(element):
+            diff.moved.append(ElementChange(element, other["kind"], other["name"]))
+    return diff
+
+
+# --- replay -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayResult:
+    case_id: int
+    title: str
+    version: int
+    status: str  # "same", "different" or "failed"
+    message: str
+    original_path: list[str] = field(default_factory=list)
+    replayed_path: list[str] = field(default_factory=list)
+    element: str | None = None  # where it diverged or failed
+
+    def as_json(self) -> dict:
+        return {
+            "case_id": self.case_id,
+            "title": self.title,
+            "version": self.version,
+            "status": self.status,
+            "message": self.message,
+            "element": self.element,
+            "original_path": self.original_path,
+            "replayed_path": self.replayed_path,
+        }
+
+
+class _Divergence(Exception):
+    def __init__(self, message: str, element: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.element = element
+
+
+class _ReplayEngine(ScriptEngine):
+    """Scripts run restricted as always; service calls answer from the case's recorded data.
+
+    A replay must change nothing: no customer set up, no notification, no linked case.
+    The answer a service gave is in the case's final data under its result variable.
+    """
+
+    def __init__(self, recorded: dict, time_limit: float):
+        super().__init__(time_limit=time_limit)
+        self.recorded = recorded
+
+    def call_service(self, task, **kwargs):
+        variable = getattr(task.task_spec, "result_variable", None)
+        return json.dumps(jsonable(self.recorded.get(variable)) if variable else None)
+
+
+def completed_cases(key: str, limit: int) -> list[Case]:
+    found = case_type(key)
+    if found is None:
+        return []
+    query = (
+        db.select(Case)
+        .where(Case.case_type_id == found.id, Case.status == "completed")
+        .order_by(Case.completed_at.desc(), Case.id.desc())
+        .limit(max(1, min(limit, 500)))
+    )
+    return list(db.session.execute(query).scalars())
+
+
+def replay_draft(key: str, xml: str, limit: int = 20) -> list[ReplayResult]:
+    """Re-run the last `limit` completed cases of the type through `xml`; nothing is saved."""
+    try:
+        parsed = parse_process(xml, tuple(pinned_tables(xml)))
+    except DiagramError as exc:
+        raise Invalid(f"the draft cannot be run: {exc.message}") from None
+    return [replay_case(case, parsed) for case in completed_cases(key, limit)]
+
+
+def replay_case(case: Case, parsed: ParsedProcess) -> ReplayResult:
+    """One case's recorded steps against another diagram: same path, another, or a failure."""
+    events = sorted(case.events, key=lambda e: (e.at, e.id))
+    original = [e.detail.get("task") for e in events if e.kind == "task_completed"]
+    result = ReplayResult(
+        case.id,
+        case.title,
+        case.process_version.version,
+        "same",
+        "",
+        original_path=[str(t) for t in original],
+    )
+    engine = _ReplayEngine(dict(case.data or {}), current_app.config.get("SCRIPT_TIME_LIMIT", 1.0))
+    try:
+        wf = _replay_events(events, parsed, engine, result)
+        _compare_ending(case, wf, result)
+    except _Divergence as exc:
+        result.status, result.message, result.element = "different", exc.message, exc.element
+    except SpiffWorkflowException as exc:
+        task = getattr(exc, "task", None)
+        element = getattr(task.task_spec, "bpmn_id", None) if task else None
+        result.status, result.element = "failed", element
+        result.message = f"fails at {_title(task) if task else 'a step'}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any script or data error is this case's answer
+        result.status, result.message = "failed", f"fails: {type(exc).__name__}: {exc}"
+    if result.status == "same":
+        result.message = "takes the same path"
+    return result
+
+
+def _title(task) -> str:
+    spec = task.task_spec
+    return repr(getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", None) or spec.name)
+
+
+def _ready(wf) -> list:
+    return wf.get_tasks(state=TaskState.READY, manual=True)
+
+
+def _replay_events(events: list[CaseEvent], parsed: ParsedProcess, engine, result) -> object:
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+
+    from casemgr.engine.cases import _checked_start_data
+
+    started = next((e for e in events if e.kind == "case_started"), None)
+    if started is None:
+        raise _Divergence("the case has no recorded start")
+    with clock.as_of(started.at):
+        data = _checked_start_data(parsed.start_form, dict(started.detail.get("data") or {}))
+        wf = BpmnWorkflow(parsed.spec, parsed.subprocess_specs, script_engine=engine)
+        for task in wf.get_tasks(state=TaskState.READY):
+            task.data.update(data)
+        wf.do_engine_steps()
+    for event in events:
+        with clock.as_of(event.at):
+            if event.kind == "task_completed":
+                _replay_completion(wf, parsed, event, result)
+            elif event.kind == "timer_fired":
+                wf.refresh_waiting_tasks()
+                wf.do_engine_steps()
+            elif event.kind == "message_received":
+                name = str(event.detail.get("message"))
+                payload = dict(event.detail.get("payload") or {})
+                try:
+                    wf.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
+                except SpiffWorkflowException:
+                    raise _Divergence(
+                        f"the case received message {name!r} here; the draft {_waits(wf)}"
+                    ) from None
+                wf.do_engine_steps()
+    return wf
+
+
+def _replay_completion(wf, parsed: ParsedProcess, event: CaseEvent, result) -> None:
+    name = str(event.detail.get("task"))
+    ready = _ready(wf)
+    task = next((t for t in ready if t.task_spec.bpmn_id == name), None)
+    if task is None:
+        title = event.detail.get("title") or name
+        raise _Divergence(f"the case went on with {title!r}; the draft {_waits(wf)}", name)
+    info = parsed.human_tasks.get(name)
+    recorded = dict(event.detail.get("data") or {})
+    form_cls = forms.get_form_class(info.form_key if info else None)
+    clean = recorded
+    if form_cls is not None:
+        clean, errors = forms.validate(form_cls, recorded, context=dict(task.data))
+        if errors:
+            fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items())
+            raise _Divergence(
+                f"the form of {_title(task)} refuses the recorded values ({fields})", name
+            )
+    task.data.update(clean)
+    task.run()
+    result.replayed_path.append(name)
+    wf.do_engine_steps()
+
+
+def _waits(wf) -> str:
+    """Where a replayed workflow stands, in words."""
+    if wf.is_completed():
+        return "has already ended"
+    ready = [_title(t) for t in _ready(wf)]
+    if ready:
+        return f"asks for {', '.join(ready)}"
+    waiting = [
+        _title(t)
+        for t in wf.get_tasks(state=TaskState.WAITING)
+        if getattr(t.task_spec, "bpmn_id", None)
+    ]
+    return f"waits at {', '.join(waiting)}" if waiting else "is stuck"
+
+
+def _compare_ending(case: Case, wf, result: ReplayResult) -> None:
+    if not wf.is_completed():
+        raise _Divergence(f"the case ended here; the draft {_waits(wf)}")
+    outcome = str((wf.last_task.data if wf.last_task else {}).get("outcome") or "completed")[:80]
+    if case.outcome and outcome != case.outcome:
+        raise _Divergence(f"ends with outcome {outcome!r} instead of {case.outcome!r}")
+
+
+# --- migration --------------------------------------------------------------------------------
+
+
+@dataclass
+class MigrationCheck:
+    case_id: int
+    title: str
+    from_version: int
+    to_version: int
+    safe: bool
+    reason: str
+    waiting: list[str] = field(default_factory=list)
+    migrated: bool = False
+
+    def as_json(self) -> dict:
+        return {
+            "case_id": self.case_id,
+            "title": self.title,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "safe": self.safe,
+            "migrated": self.migrated,
+            "reason": self.reason,
+            "waiting": self.waiting,
+        }
+
+
+_UNFINISHED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+_PREDICTED = TaskState.PREDICTED_MASK
+
+
+def open_cases_behind(target: ProcessVersion, case_ids: Iterable[int] | None = None) -> list[Case]:
+    """Open cases of the type on another version than `target` (optionally only these)."""
+    query = db.select(Case).where(
+        Case.case_type_id == target.case_type_id,
+        Case.status == "open",
+        Case.process_version_id != target.id,
+    )
+    if case_ids is not None:
+        query = query.where(Case.id.in_(list(case_ids)))
+    return list(db.session.execute(query.order_by(Case.id)).scalars())
+
+
+def _workflows(wf) -> list[tuple[object, str | None]]:
+    """The top workflow and each subworkflow, with the spec name it runs (None: the top)."""
+    return [(wf, None), *((sub, sub.spec.name) for sub in wf.subprocesses.values())]
+
+
+def _target_spec(parsed: ParsedProcess, spec_name: str | None):
+    return parsed.spec if spec_name is None else parsed.subprocess_specs.get(spec_name)
+
+
+def check_migration(case: Case, target: ProcessVersion) -> MigrationCheck:
+    """Safe when every step the case holds (waiting or done but kept) exists, same kind."""
+    check = MigrationCheck(
+        case.id, case.title, case.process_version.version, target.version, False, ""
+    )
+    if case.status != "open":
+        check.reason = f"the case is {case.status}"
+        return check
+    if case.broken:
+        check.reason = "the case is flagged as broken; repair it first"
+        return check
+    try:
+        wf = load(case.workflow_json)
+        parsed = parsed_for(target)
+    except (DiagramError, SpiffWorkflowException, KeyError, ValueError, TypeError) as exc:
+        check.reason = f"its workflow could not be read: {exc}"
+        return check
+    check.waiting = sorted(
+        {
+            t.task_spec.bpmn_name or t.task_spec.bpmn_id
+            for w, _ in _workflows(wf)
+            for t in w.tasks.values()
+            if t.state & _UNFINISHED and getattr(t.task_spec, "bpmn_id", None)
+        }
+    )
+    problems = list(_migration_problems(wf, parsed, target.version))
+    check.safe = not problems
+    check.reason = "; ".join(problems) if problems else "every step it waits on still exists"
+    return check
+
+
+def _migration_problems(wf, parsed: ParsedProcess, number: int) -> list[str]:
+    visible: list[str] = []
+    internal: list[str] = []  # the engine's own steps (boundary splits, joins) of an element
+    for workflow, spec_name in _workflows(wf):
+        new_spec = _target_spec(parsed, spec_name)
+        live = [t for t in workflow.tasks.values() if not t.state & _PREDICTED]
+        if new_spec is None:
+            if any(t.state & _UNFINISHED for t in live):
+                visible.append(
+                    f"it is inside subprocess {spec_name!r}, which version {number} no longer has"
+                )
+            continue
+        for task in live:
+            spec = task.task_spec
+            other = new_spec.task_specs.get(spec.name)
+            found = visible if getattr(spec, "bpmn_id", None) else internal
+            if other is None:
+                where = "waits at" if task.state & _UNFINISHED else "has passed through"
+                found.append(f"it {where} {_title(task)}, which version {number} no longer has")
+            elif type(other).__name__ != type(spec).__name__:
+                found.append(
+                    f"{_title(task)} is now a {type(other).__name__}, not a {type(spec).__name__}"
+                )
+    return list(dict.fromkeys(visible or internal))
+
+
+def migrate_case(case: Case, target: ProcessVersion, user: User | None) -> MigrationCheck:
+    """Move one case to `target` in its own transaction; unsafe cases stay, saying why."""
+    check = check_migration(case, target)
+    if not check.safe:
+        return check
+    parsed = parsed_for(target)
+    before = case.process_version.version
+    try:
+        wf = load(case.workflow_json)
+        for workflow, spec_name in _workflows(wf):
+            _repoint(workflow, _target_spec(parsed, spec_name))
+        wf.spec = parsed.spec
+        wf.subprocess_specs = parsed.subprocess_specs
+        text = dump(wf)
+        load(text)  # what is saved must load again, or nothing is saved
+    except (SpiffWorkflowException, KeyError, ValueError, TypeError, AttributeError) as exc:
+        db.session.rollback()
+        check.safe, check.reason = False, f"could not be moved: {exc}"
+        return check
+    case.workflow_json = text
+    case.process_version = target
+    moved = _refresh_open_tasks(case, parsed)
+    db.session.add(
+        CaseEvent(
+            case=case,
+            at=clock.now(),
+            actor=user.username if user else "system",
+            kind="case_migrated",
+            detail={"from_version": before, "to_version": target.version, "tasks": moved},
+        )
+    )
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        check.safe, check.reason = False, "the case changed while it was being moved; try again"
+        return check
+    check.migrated = True
+    check.reason = f"moved from version {before} to {target.version}"
+    return check
+
+
+def _repoint(workflow, new_spec) -> None:
+    """Each task takes the new version's spec of the same name; predictions are redone."""
+    workflow.spec = new_spec
+    for task in workflow.tasks.values():
+        other = new_spec.task_specs.get(task.task_spec.name)
+        if other is not None:
+            task.task_spec = other
+    for task in list(workflow.tasks.values()):
+        if task.id not in workflow.tasks or not task.state & (TaskState.READY | TaskState.WAITING):
+            continue
+        # Children were predicted from the old flow; keep the task (its id, data and timer
+        # moment) and predict again from the new one.
+        task._drop_children(force=True)
+        task.task_spec._predict(
+            task, mask=TaskState.PREDICTED_MASK | TaskState.READY | TaskState.WAITING
+        )
+
+
+def _refresh_open_tasks(case: Case, parsed: ParsedProcess) -> list[dict]:
+    """Open tasks take the new version's role, title and form; a holder without the role lets go."""
+    moved = []
+    for row in db.session.execute(
+        db.select(TaskRecord).where(TaskRecord.case_id == case.id, TaskRecord.state == "open")
+    ).scalars():
+        info = parsed.human_tasks.get(row.name)
+        if info is None:
+            continue
+        role = info.role or row.role
+        if role != row.role:
+            moved.append({"task": row.name, "from_role": row.role, "to_role": role})
+            if row.assignee is not None and role not in row.assignee.role_keys:
+                row.assignee = None
+        row.role = role
+        row.title = info.title
+        row.form_key = info.form_key
+        row.four_eyes = list(info.four_eyes)
+    return moved
+
+
+def migrate_cases(
+    target: ProcessVersion, case_ids: Iterable[int] | None, user: User | None
+) -> list[MigrationCheck]:
+    """Each case on its own: one that cannot move stops no other."""
+    ids = [c.id for c in open_cases_behind(target, case_ids)]
+    results = []
+    for case_id in ids:
+        case = db.session.get(Case, case_id)
+        if case is None:
+            continue
+        results.append(migrate_case(case, target, user))
+    return results
+
+
+# --- heat map ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Heat:
+    element: str
+    title: str
+    waiting: int
+    median_seconds: float
+    oldest_seconds: float
+
+    def as_json(self) -> dict:
+        return {
+            "element": self.element,
+            "title": self.title,
+            "waiting": self.waiting,
+            "median_wait_seconds": round(self.median_seconds),
+            "oldest_wait_seconds": round(self.oldest_seconds),
+        }
+
+
+def heat_map(
+    key: str, version: ProcessVersion | None = None, now: datetime | None = None
+) -> list[Heat]:
+    """Open human tasks of the type by element: how many wait, and the median wait.
+
+    With `version`, only cases pinned to it; without, cases on every version (drawn on the
+    newest diagram, where most elements keep their ids).
+    """
+    now = now or clock.now()
+    query = db.select(TaskRecord.name, TaskRecord.title, TaskRecord.created_at).where(
+        TaskRecord.case_type_key == key, TaskRecord.state == "open"
+    )
+    if version is not None:
+        query = query.join(Case, Case.id == TaskRecord.case_id).where(
+            Case.process_version_id == version.id
+        )
+    waits: dict[str, list[float]] = {}
+    titles: dict[str, str] = {}
+    for name, title, created_at in db.session.execute(query):
+        waits.setdefault(name, []).append(max(0.0, (now - created_at).total_seconds()))
+        titles[name] = title
+    return sorted(
+        (
+            Heat(name, titles[name], len(values), statistics.median(values), max(values))
+            for name, values in waits.items()
+        ),
+        key=lambda h: (-h.waiting, h.element),
+    )
+
+
+def element_ids(xml: str) -> set[str]:
+    """Every id in a diagram (to tell which heat-map elements the drawn version has)."""
+    try:
+        root = _root(xml)
+    except (DiagramError, etree.XMLSyntaxError):
+        return set()
+    return {n.get("id") for n in root.iter() if isinstance(n.tag, str) and n.get("id")}
