@@ -15,8 +15,14 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
 from casemgr.engine import clock
-from casemgr.forms.credit_hold_release import check_customer_exists, find_customer
-from casemgr.forms.fields import Context, FiniteDecimalField, money_field, require_if
+from casemgr.forms.fields import (
+    Context,
+    FiniteDecimalField,
+    check_customer,
+    find_customer,
+    money_field,
+    require_if,
+)
 from casemgr.forms.registry import register
 from casemgr.ledger.operations import customer_open_balance
 
@@ -65,7 +71,7 @@ class ReferralStartForm(Form):
     notes = TextAreaField("Collection history and notes", validators=[Length(max=4000)])
 
     def validate_customer_number(self, field):
-        check_customer_exists(field)
+        check_customer(field)
 
     def validate_balance(self, field):
         customer = find_customer(self.customer_number.data)

@@ -13,10 +13,10 @@ from wtforms.validators import InputRequired, Length, ValidationError
 
 from casemgr.engine import clock
 from casemgr.extensions import db
-from casemgr.forms.fields import Context, money_field, require_if
+from casemgr.forms.fields import Context, check_customer, find_customer, money_field, require_if
 from casemgr.forms.registry import register
 from casemgr.ledger.operations import customer_open_balance
-from casemgr.models import Customer, Order
+from casemgr.models import Order
 
 HOLD_REASONS = [
     ("over_limit", "Over the credit limit"),
@@ -37,19 +37,6 @@ class BlankableDateField(DateField):
         super().process_formdata(valuelist)
 
 
-def find_customer(number: str | None) -> Customer | None:
-    if not number:
-        return None
-    return db.session.execute(
-        db.select(Customer).filter_by(number=number.strip())
-    ).scalar_one_or_none()
-
-
-def check_customer_exists(field) -> None:
-    if field.data and find_customer(field.data) is None:
-        raise ValidationError(f"There is no customer {field.data.strip()} in the ledger.")
-
-
 @register("credit_hold_start")
 class CreditHoldStartForm(Form):
     order_number = StringField(
@@ -68,7 +55,7 @@ class CreditHoldStartForm(Form):
     )
 
     def validate_customer_number(self, field):
-        check_customer_exists(field)
+        check_customer(field)
 
     def validate_order_number(self, field):
         if not field.data:

@@ -70,3 +70,21 @@ class Context:
 def require_if(form, field, condition: bool, message: str) -> None:
     if condition and (field.data is None or field.data == "" or field.data == []):
         raise ValidationError(message)
+
+
+def find_customer(number: str | None):
+    """The ledger's customer for a number typed into a form (None when blank or unknown)."""
+    from casemgr.extensions import db
+    from casemgr.models import Customer
+
+    if not number:
+        return None
+    return db.session.execute(
+        db.select(Customer).filter_by(number=str(number).strip())
+    ).scalar_one_or_none()
+
+
+def check_customer(field) -> None:
+    """A form field naming a customer must name one the ledger knows."""
+    if field.data and find_customer(field.data) is None:
+        raise ValidationError(f"There is no customer {str(field.data).strip()} in the ledger.")

@@ -14,10 +14,10 @@ from wtforms import BooleanField, DateField, Form, SelectField, StringField, Tex
 from wtforms.validators import InputRequired, Length, ValidationError
 
 from casemgr.extensions import db
-from casemgr.forms.fields import Context, money_field, require_if
+from casemgr.forms.fields import Context, check_customer, find_customer, money_field, require_if
 from casemgr.forms.registry import register
 from casemgr.ledger.operations import invoice_open_balance
-from casemgr.models import Customer, Invoice
+from casemgr.models import Invoice
 
 EXCEPTION_TYPES = [
     ("noted_on_receipt", "Damage or shortage noted on the delivery receipt"),
@@ -99,25 +99,12 @@ def as_money(value) -> Decimal | None:
         return None
 
 
-def find_customer(number: str | None) -> Customer | None:
-    if not number:
-        return None
-    return db.session.execute(
-        db.select(Customer).filter_by(number=number.strip())
-    ).scalar_one_or_none()
-
-
 def find_invoice(number: str | None) -> Invoice | None:
     if not number:
         return None
     return db.session.execute(
         db.select(Invoice).filter_by(number=number.strip())
     ).scalar_one_or_none()
-
-
-def check_customer(field) -> None:
-    if field.data and find_customer(field.data) is None:
-        raise ValidationError(f"There is no customer {field.data} in the ledger.")
 
 
 def check_invoice_of(customer_number: str | None, field) -> None:
