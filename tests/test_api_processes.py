@@ -14,6 +14,11 @@ XML = {"Content-Type": "application/xml"}
 ROOT = Path(__file__).resolve().parent.parent
 CREDIT_BPMN = (ROOT / "workflows" / "bpmn" / "credit_application.bpmn").read_text()
 DMN = next((ROOT / "workflows" / "dmn").glob("*.dmn")).read_text()
+CREDIT_DMN = (ROOT / "workflows" / "dmn" / "credit_decision.dmn").read_text()
+# The credit manager decides up to 15,000 instead of 50,000; above that, the controller.
+STRICTER_CREDIT_DMN = CREDIT_DMN.replace("&lt;= 50000", "&lt;= 15000").replace(
+    "&gt; 50000", "&gt; 15000"
+)
 
 TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -266,6 +271,97 @@ def test_a_published_task_without_a_form_key_has_an_empty_form(api):
     case = api.as_("spec").post("/api/v1/cases", json={"case_type": "quick_check"}).get_json()
     form = api.as_("spec").get(f"/api/v1/tasks/{case['tasks'][0]['id']}").get_json()["form"]
     assert form == {"key": None, "fields": []}
+
+
+# --- decision tables published in the browser -----------------------------------------------
+
+REFUND_DMN = """<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="refund_defs"
+    name="Refund routing" namespace="https://casemgr.dev/dmn">
+  <decision id="refund_route" name="Refund routing">
+    <decisionTable id="refund_route_table" hitPolicy="FIRST">
+      <input id="in_any" label="Anything">
+        <inputExpression id="in_any_expr" typeRef="number"><text>1</text></inputExpression>
+      </input>
+      <output id="out_route" label="Route" name="route" typeRef="string" />
+      <rule id="rule_1">
+        <inputEntry id="rule_1_in"><text>-</text></inputEntry>
+        <outputEntry id="rule_1_out"><text>"{route}"</text></outputEntry>
+      </rule>
+    </decisionTable>
+  </decision>
+</definitions>
+"""
+
+REFUND_BPMN = (
+    diagram(task_id="check_refund", title="Check the refund")
+    .replace(
+        '<bpmn:sequenceFlow id="f1" sourceRef="begin" targetRef="check_refund" />',
+        '<bpmn:sequenceFlow id="f1" sourceRef="begin" targetRef="route_it" />'
+        '<bpmn:businessRuleTask id="route_it" name="Route the refund"><bpmn:extensionElements>'
+        "<spiffworkflow:calledDecisionId>refund_route</spiffworkflow:calledDecisionId>"
+        "</bpmn:extensionElements><bpmn:incoming>f1</bpmn:incoming>"
+        "<bpmn:outgoing>f0</bpmn:outgoing></bpmn:businessRuleTask>"
+        '<bpmn:sequenceFlow id="f0" sourceRef="route_it" targetRef="check_refund" />',
+    )
+    .replace(
+        "<bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>",
+        "<bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>",
+    )
+)
+
+
+def publish_table(api, key: str, xml: str):
+    headers = {**XML, "Authorization": f"Bearer {api.tokens['owner']}"}
+    saved = api.client.put(f"/api/v1/decision-tables/{key}/draft", data=xml, headers=headers)
+    assert saved.status_code == 200, saved.get_json()
+    return api.client.post(f"/api/v1/decision-tables/{key}/draft/publish", headers=headers)
+
+
+def test_a_table_published_in_the_browser_is_what_the_api_validates_and_pins(api):
+    """A decision table that exists only as a published version (no seed file) is known to
+    validation and publishing over the API, and a new case runs it."""
+    before = validate(api, REFUND_BPMN).get_json()
+    assert before["valid"] is False
+    assert (
+        "'refund_route', which no published decision table defines"
+        in (before["errors"][0]["message"])
+    )
+    assert publish(api, "refund_check", REFUND_BPMN).status_code == 422
+
+    table = publish_table(api, "refund_limits", REFUND_DMN.format(route="refund_desk"))
+    assert table.status_code == 201
+    assert validate(api, REFUND_BPMN).get_json() == {"valid": True, "errors": []}
+    resp = publish(api, "refund_check", REFUND_BPMN)
+    assert resp.status_code == 201, resp.get_json()
+    first = api.as_("spec").post("/api/v1/cases", json={"case_type": "refund_check"}).get_json()
+    assert first["data"]["route"] == "refund_desk"
+
+    # A new version of the table re-publishes its caller: new cases take the new table.
+    republished = publish_table(api, "refund_limits", REFUND_DMN.format(route="team_lead"))
+    assert republished.get_json()["republished"] == [{"key": "refund_check", "version": 2}]
+    second = api.as_("spec").post("/api/v1/cases", json={"case_type": "refund_check"}).get_json()
+    assert (second["version"], second["data"]["route"]) == (2, "team_lead")
+
+
+def test_publishing_over_the_api_pins_the_published_table_not_the_seed_file(api, app):
+    """After the credit decision table is made stricter in the browser, publishing the
+    credit application over the API must not bring the old seed table back."""
+    from casemgr.accounts import find_user
+    from casemgr.engine import drafts
+    from casemgr.engine.cases import complete_task, start_case
+    from tests.credit_data import review
+
+    stricter = STRICTER_CREDIT_DMN
+    assert publish_table(api, "credit_decision", stricter).status_code == 201  # v2 republished
+    resp = publish(api, "credit_application", CREDIT_BPMN)
+    assert resp.get_json() == {"key": "credit_application", "version": 3}
+    with app.app_context():
+        assert drafts.case_type("credit_application").latest().dmn_xml == [stricter]
+        case = start_case("credit_application", dict(INTAKE), find_user("rep"))
+        task = next(t for t in case.tasks if t.state == "open")
+        case = complete_task(task.id, review("20000.00"), find_user("spec"))
+        assert [t.name for t in case.tasks if t.state == "open"] == ["controller_approval"]
 
 
 # --- versions -------------------------------------------------------------------------------

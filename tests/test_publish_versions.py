@@ -365,6 +365,29 @@ def test_publishing_a_decision_table_gives_its_callers_a_new_version(api, app, c
     assert client_as("owner").get("/decision-tables/credit_decision/").status_code == 200
 
 
+def test_a_republished_table_routes_new_cases_and_running_ones_keep_theirs(api, app):
+    """The credit manager's limit drops from 50,000 to 15,000. A case reviewed after that,
+    at 20,000, goes to the controller if it started after the change, and to the credit
+    manager if it was already running (its version pinned the old table)."""
+    stricter = CREDIT_DMN.replace("&lt;= 50000", "&lt;= 15000").replace("&gt; 50000", "&gt; 15000")
+    with app.app_context():
+        running = start_case("credit_application", dict(INTAKE), find_user("rep")).id
+    headers = owner_headers(api)
+    api.client.put("/api/v1/decision-tables/credit_decision/draft", data=stricter, headers=headers)
+    published = api.client.post(
+        "/api/v1/decision-tables/credit_decision/draft/publish", headers=headers
+    )
+    assert published.status_code == 201
+    with app.app_context():
+        new = start_case("credit_application", dict(INTAKE), find_user("rep"))
+        assert new.process_version.version == 2
+        new = complete_task(open_task(new).id, review("20000.00"), find_user("spec"))
+        assert open_task(new).name == "controller_approval"
+        old = db.session.get(Case, running)
+        old = complete_task(open_task(old).id, review("20000.00"), find_user("spec"))
+        assert (old.process_version.version, open_task(old).name) == (1, "manager_approval")
+
+
 def test_a_broken_decision_table_is_not_published(api):
     headers = owner_headers(api)
     broken = AUTHORITY.replace("<decisionTable", "<notATable").replace(

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from flask import current_app
 from lxml import etree
@@ -38,14 +36,25 @@ from sqlalchemy.orm.exc import StaleDataError
 from casemgr import forms
 from casemgr.engine import clock
 from casemgr.engine.errors import Conflict, Invalid, NotFound
-from casemgr.engine.processes import parsed_for
+from casemgr.engine.processes import (
+    KEY_PATTERN,
+    called_decisions,
+    decision_files,
+    decision_ids,
+    decision_tables,
+    dmn_for,
+    parsed_for,
+)
+from casemgr.engine.processes import (
+    DecisionFile as DecisionFile,  # the modeler's views name it through this module
+)
+from casemgr.engine.processes import publish as _publish
 from casemgr.engine.scripts import ScriptEngine
 from casemgr.engine.specs import (
     MAX_XML_BYTES,
     DiagramError,
     ParsedProcess,
     checked_xml,
-    content_hash,
     parse_process,
 )
 from casemgr.engine.validation import (
@@ -68,8 +77,6 @@ from casemgr.models import (
     User,
 )
 
-KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,79}")
-_DMN_REF = re.compile(r"calledDecisionId>\s*([^<\s]+)\s*<")
 _SAFE_PARSER = dict(resolve_entities=False, no_network=True, huge_tree=False)
 DI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
 DC_NS = "http://www.omg.org/spec/DD/20100524/DC"
@@ -87,80 +94,19 @@ def _root(xml: str | bytes):
 
 # --- decision tables ------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class DecisionFile:
-    """One DMN file as process owners see it: the seed file or its newest published version."""
-
-    key: str
-    xml: str
-    decision_ids: tuple[str, ...]
-    version: int | None  # None: the seed file in workflows/dmn, never published here
+# The overlay of published tables over the seed files lives in ``processes`` (the API's
+# publish and validation use it too); these are the names the modeler's views know.
+current_decision_tables = decision_tables
+pinned_tables = dmn_for
 
 
-def _decision_ids(xml: str) -> tuple[str, ...]:
-    try:
-        root = _root(xml)
-    except (DiagramError, etree.XMLSyntaxError):
-        return ()
-    return tuple(n.get("id") for n in root.iter("{*}decision") if n.get("id"))
-
-
-def decision_files() -> dict[str, DecisionFile]:
-    """Key -> the current DMN file: published versions override the seed files."""
-    files: dict[str, DecisionFile] = {}
-    folder = Path(current_app.config["WORKFLOWS_DIR"]) / "dmn"
-    for path in sorted(folder.glob("*.dmn")):
-        text = path.read_text()
-        files[path.stem] = DecisionFile(path.stem, text, _decision_ids(text), None)
-    for row in _latest_decision_versions():
-        files[row.key] = DecisionFile(row.key, row.dmn_xml, tuple(row.decision_ids), row.version)
-    return dict(sorted(files.items()))
-
-
-def _latest_decision_versions() -> list[DecisionVersion]:
-    newest = (
-        db.select(DecisionVersion.key, db.func.max(DecisionVersion.version).label("v"))
-        .group_by(DecisionVersion.key)
-        .subquery()
-    )
-    query = db.select(DecisionVersion).join(
-        newest, (DecisionVersion.key == newest.c.key) & (DecisionVersion.version == newest.c.v)
-    )
-    return list(db.session.execute(query).scalars())
-
-
-def current_decision_tables() -> dict[str, str]:
-    """Decision id -> DMN text, as a diagram published now would pin them.
-
-    ``processes.decision_tables`` reads only the seed files; here a published version of a
-    file replaces the seed file whole (a decision it dropped is gone).
-    """
-    tables: dict[str, str] = {}
-    for file in decision_files().values():
-        for decision_id in file.decision_ids:
-            tables[decision_id] = file.xml
-    return tables
-
-
-def pinned_tables(bpmn_xml: str) -> list[str]:
-    """The decision tables a diagram calls (``processes.dmn_for`` with the published overlay)."""
-    tables = current_decision_tables()
-    wanted: list[str] = []
-    for decision_id in _DMN_REF.findall(bpmn_xml):
-        text = tables.get(decision_id)
-        if text and text not in wanted:
-            wanted.append(text)
-    return wanted
-
-
-def callers_of(decision_ids: Iterable[str]) -> list[CaseType]:
+def callers_of(ids: Iterable[str]) -> list[CaseType]:
     """Case types whose newest version calls one of these decisions."""
-    wanted = set(decision_ids)
+    wanted = set(ids)
     found = []
     for candidate in db.session.execute(db.select(CaseType).order_by(CaseType.name)).scalars():
         latest = candidate.latest()
-        if latest is not None and wanted & set(_DMN_REF.findall(latest.bpmn_xml)):
+        if latest is not None and wanted & called_decisions(latest.bpmn_xml):
             found.append(candidate)
     return found
 
@@ -426,37 +372,8 @@ def publish_bpmn(
     name: str | None = None,
     dmn: list[str] | None = None,
 ) -> tuple[ProcessVersion | None, list[dict]]:
-    """Validate and publish as version N+1 (a new key creates the case type at 1).
-
-    The same rules as ``processes.publish``; the decision tables pinned are the published
-    overlay (or `dmn`, when restoring a version exactly as it was).
-    """
-    if not KEY_PATTERN.fullmatch(key):
-        return None, [{"element": None, "message": "invalid case-type key"}]
-    tables = pinned_tables(bpmn_xml) if dmn is None else list(dmn)
-    errors = validate_bpmn(bpmn_xml, tables)
-    if errors:
-        return None, errors
-    parsed = parse_process(bpmn_xml, tuple(tables))
-    found = case_type(key)
-    if found is None:
-        found = CaseType(key=key, name=(name or parsed.name)[:200])
-        db.session.add(found)
-        db.session.flush()
-    latest = found.latest()
-    version = ProcessVersion(
-        case_type=found,
-        version=(latest.version + 1) if latest else 1,
-        process_id=parsed.process_id,
-        bpmn_xml=bpmn_xml,
-        dmn_xml=tables,
-        sha256=content_hash(bpmn_xml),
-        published_by_id=user.id if user else None,
-        published_at=clock.now(),
-    )
-    db.session.add(version)
-    db.session.flush()
-    return version, []
+    """Validate and publish as version N+1: ``processes.publish``, the one way to publish."""
+    return _publish(key, bpmn_xml, user, name=name, dmn=dmn)
 
 
 @dataclass
@@ -493,7 +410,7 @@ def publish_dmn(key: str, dmn_xml: str, user: User | None) -> PublishResult:
     errors = validate_dmn(dmn_xml)
     if errors:
         return PublishResult(errors=errors)
-    ids = _decision_ids(dmn_xml)
+    ids = decision_ids(dmn_xml)
     files = decision_files()
     before = files[key].decision_ids if key in files else ()
     taken = {

@@ -1,18 +1,34 @@
-"""Case types and versions: publishing diagrams, loading the seed diagrams, pinned specs."""
+"""Case types and versions: publishing diagrams, loading the seed diagrams, pinned specs.
+
+Decision tables live in two places: the seed files in workflows/dmn and the versions a
+process owner published in the browser (DecisionVersion rows). A published version of a
+file replaces its seed file whole, and every publish (API, browser, validation) pins the
+tables as they are at that moment into the ProcessVersion, so a running case keeps the
+tables it started with.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
 from lxml import etree
 
-from casemgr.engine.specs import ParsedProcess, checked_xml, content_hash, parse_process
+from casemgr.engine import clock
+from casemgr.engine.specs import (
+    DiagramError,
+    ParsedProcess,
+    checked_xml,
+    content_hash,
+    parse_process,
+)
 from casemgr.engine.validation import validate_bpmn
 from casemgr.extensions import db
-from casemgr.models import CaseType, ProcessVersion, User
+from casemgr.models import CaseType, DecisionVersion, ProcessVersion, User
 
+KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,79}")
 _DMN_REF = re.compile(r"calledDecisionId>\s*([^<\s]+)\s*<")
 
 
@@ -20,24 +36,71 @@ def parsed_for(version: ProcessVersion) -> ParsedProcess:
     return parse_process(version.bpmn_xml, tuple(version.dmn_xml or ()), version.process_id)
 
 
-def decision_tables() -> dict[str, str]:
-    """Decision id -> DMN text, from workflows/dmn (the tables the process owner edits)."""
-    tables: dict[str, str] = {}
+# --- decision tables ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionFile:
+    """One DMN file as process owners see it: the seed file or its newest published version."""
+
+    key: str
+    xml: str
+    decision_ids: tuple[str, ...]
+    version: int | None  # None: the seed file in workflows/dmn, never published here
+
+
+def decision_ids(xml: str) -> tuple[str, ...]:
+    """The ids of the decisions a DMN file defines (none when it is not well-formed)."""
+    try:
+        root = etree.fromstring(
+            checked_xml(xml), etree.XMLParser(resolve_entities=False, no_network=True)
+        )
+    except (DiagramError, etree.XMLSyntaxError):
+        return ()
+    return tuple(n.get("id") for n in root.iter("{*}decision") if n.get("id"))
+
+
+def _latest_decision_versions() -> list[DecisionVersion]:
+    newest = (
+        db.select(DecisionVersion.key, db.func.max(DecisionVersion.version).label("v"))
+        .group_by(DecisionVersion.key)
+        .subquery()
+    )
+    query = db.select(DecisionVersion).join(
+        newest, (DecisionVersion.key == newest.c.key) & (DecisionVersion.version == newest.c.v)
+    )
+    return list(db.session.execute(query).scalars())
+
+
+def decision_files() -> dict[str, DecisionFile]:
+    """Key -> the current DMN file: published versions override the seed files."""
+    files: dict[str, DecisionFile] = {}
     folder = Path(current_app.config["WORKFLOWS_DIR"]) / "dmn"
     for path in sorted(folder.glob("*.dmn")):
         text = path.read_text()
-        root = etree.fromstring(
-            checked_xml(text), etree.XMLParser(resolve_entities=False, no_network=True)
-        )
-        for node in root.iter("{*}decision"):
-            tables[node.get("id")] = text
+        files[path.stem] = DecisionFile(path.stem, text, decision_ids(text), None)
+    for row in _latest_decision_versions():
+        files[row.key] = DecisionFile(row.key, row.dmn_xml, tuple(row.decision_ids), row.version)
+    return dict(sorted(files.items()))
+
+
+def decision_tables() -> dict[str, str]:
+    """Decision id -> DMN text, as a diagram published now would pin them.
+
+    The newest published version of a file replaces the seed file whole: a decision it
+    dropped is gone. Without published versions, these are the seed files.
+    """
+    tables: dict[str, str] = {}
+    for file in decision_files().values():
+        for decision_id in file.decision_ids:
+            tables[decision_id] = file.xml
     return tables
 
 
 def dmn_for(bpmn_xml: str) -> list[str]:
     """The decision tables a diagram calls, pinned with the version that calls them."""
     tables = decision_tables()
-    wanted = []
+    wanted: list[str] = []
     for decision_id in _DMN_REF.findall(bpmn_xml):
         text = tables.get(decision_id)
         if text and text not in wanted:
@@ -45,16 +108,36 @@ def dmn_for(bpmn_xml: str) -> list[str]:
     return wanted
 
 
-def publish(key: str, bpmn_xml: str, user: User | None, name: str | None = None):
-    """Validate and publish as the next version; returns (version or None, errors)."""
-    dmn = dmn_for(bpmn_xml)
-    errors = validate_bpmn(bpmn_xml, dmn)
+def called_decisions(bpmn_xml: str) -> set[str]:
+    """The decision ids a diagram's business-rule tasks call."""
+    return set(_DMN_REF.findall(bpmn_xml))
+
+
+# --- versions -------------------------------------------------------------------------------
+
+
+def publish(
+    key: str,
+    bpmn_xml: str,
+    user: User | None,
+    name: str | None = None,
+    dmn: list[str] | None = None,
+) -> tuple[ProcessVersion | None, list[dict]]:
+    """Validate and publish as the next version; returns (version or None, errors).
+
+    The decision tables pinned are the current ones (``dmn_for``), or `dmn` when a version
+    is restored exactly as it was. A new key creates the case type at version 1.
+    """
+    if not KEY_PATTERN.fullmatch(key):
+        return None, [{"element": None, "message": "invalid case-type key"}]
+    tables = dmn_for(bpmn_xml) if dmn is None else list(dmn)
+    errors = validate_bpmn(bpmn_xml, tables)
     if errors:
         return None, errors
-    parsed = parse_process(bpmn_xml, tuple(dmn))
+    parsed = parse_process(bpmn_xml, tuple(tables))
     case_type = db.session.execute(db.select(CaseType).filter_by(key=key)).scalar_one_or_none()
     if case_type is None:
-        case_type = CaseType(key=key, name=name or parsed.name)
+        case_type = CaseType(key=key, name=(name or parsed.name)[:200])
         db.session.add(case_type)
         db.session.flush()
     latest = case_type.latest()
@@ -63,9 +146,10 @@ def publish(key: str, bpmn_xml: str, user: User | None, name: str | None = None)
         version=(latest.version + 1) if latest else 1,
         process_id=parsed.process_id,
         bpmn_xml=bpmn_xml,
-        dmn_xml=dmn,
+        dmn_xml=tables,
         sha256=content_hash(bpmn_xml),
         published_by_id=user.id if user else None,
+        published_at=clock.now(),
     )
     db.session.add(version)
     db.session.flush()
