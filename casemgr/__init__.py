@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import event
 
 from casemgr.config import load_config
-from casemgr.extensions import csrf, db, login_manager, tune_sqlite
+from casemgr.extensions import csrf, db, limiter, login_manager, tune_sqlite
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -27,14 +27,17 @@ def create_app(test_config: dict | None = None) -> Flask:
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", tune_sqlite)
     csrf.init_app(app)
+    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
 
     from casemgr import models  # noqa: F401  (registers the tables)
     from casemgr.cli import register_cli
     from casemgr.web import register_web
+    from casemgr.web.cookies import init_cookies
 
     register_web(app)
+    init_cookies(app)
     register_cli(app)
     if (
         os.environ.get("CASEMGR_EMBEDDED_WORKER") == "1"

@@ -67,6 +67,47 @@ def users_token(name: str) -> None:
     click.echo(token)
 
 
+@users_cli.command("revoke-tokens")
+@click.argument("name")
+def users_revoke_tokens(name: str) -> None:
+    """Revoke every API token of NAME (they answer 401 from now on)."""
+    from casemgr.accounts import revoke_tokens
+
+    user = find_user(name)
+    if user is None:
+        raise click.ClickException(f"no user {name!r}")
+    count = revoke_tokens(user)
+    db.session.commit()
+    click.echo(f"revoked {count} token(s) of {name}")
+
+
+@users_cli.command("locked")
+def users_locked() -> None:
+    """List the accounts locked after too many failed log-ins."""
+    from casemgr.accounts import locked_users
+
+    rows = locked_users()
+    if not rows:
+        click.echo("no locked accounts")
+    for user in rows:
+        until = user.locked_until.strftime("%Y-%m-%d %H:%M UTC") if user.locked_until else ""
+        click.echo(f"{user.username:<20} {user.failed_logins} failed, locked until {until}")
+
+
+@users_cli.command("unlock")
+@click.argument("name")
+def users_unlock(name: str) -> None:
+    """Let NAME log in again at once (clears the failed log-in count)."""
+    from casemgr.accounts import unlock
+
+    user = find_user(name)
+    if user is None:
+        raise click.ClickException(f"no user {name!r}")
+    unlock(user)
+    db.session.commit()
+    click.echo(f"unlocked {name}")
+
+
 def _parse_moment(text: str | None) -> datetime | None:
     if not text:
         return None

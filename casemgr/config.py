@@ -31,8 +31,19 @@ def load_config(instance_path: str) -> dict:
         "MAX_CONTENT_LENGTH": int(os.environ.get("CASEMGR_MAX_UPLOAD", 10 * 1024 * 1024)),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # Cookies are Secure whenever the request came over HTTPS (casemgr.web.cookies);
+        # CASEMGR_SECURE_COOKIES=1 forces it behind a TLS proxy that forwards plain HTTP.
         "SESSION_COOKIE_SECURE": os.environ.get("CASEMGR_SECURE_COOKIES", "0") == "1",
         "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": os.environ.get("CASEMGR_SECURE_COOKIES", "0") == "1",
+        # Failed log-ins: per address (Flask-Limiter) and per account (lockout).
+        "LOGIN_RATE_LIMIT": os.environ.get("CASEMGR_LOGIN_RATE_LIMIT", "10 per minute"),
+        "LOGIN_LOCKOUT_THRESHOLD": int(os.environ.get("CASEMGR_LOCKOUT_THRESHOLD", "5")),
+        "LOGIN_LOCKOUT_MINUTES": int(os.environ.get("CASEMGR_LOCKOUT_MINUTES", "15")),
+        # memory:// counts per process; give redis://… so gunicorn's workers share one count.
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
         "SCRIPT_TIME_LIMIT": float(os.environ.get("CASEMGR_SCRIPT_TIME_LIMIT", "1.0")),
         "WTF_CSRF_TIME_LIMIT": None,
         # E-mail (casemgr.notify.mail); each also read as CASEMGR_<name>.

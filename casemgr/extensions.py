@@ -1,5 +1,7 @@
 """Extension objects, created once and bound to the app in create_app()."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -23,6 +25,9 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# No default limits: only the routes that guard secrets (the login form) carry one.
+# Storage comes from RATELIMIT_STORAGE_URI (memory:// in one process, redis:// when shared).
+limiter = Limiter(key_func=get_remote_address)
 
 
 def tune_sqlite(dbapi_connection, _record) -> None:

@@ -1,25 +1,40 @@
-"""Logging in and out (Flask-Login sessions; argon2 password hashes on the user)."""
+"""Logging in and out (Flask-Login sessions; argon2 password hashes on the user), with a
+per-address limit on failed log-ins and a per-account lockout (casemgr.accounts)."""
 
 from __future__ import annotations
 
-from contextlib import suppress
-from functools import cache
+from datetime import timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user, login_user, logout_user
 from wtforms import Form, PasswordField, StringField
 from wtforms.validators import InputRequired, Length
 
-from casemgr.extensions import db
-from casemgr.models import User
-from casemgr.web.helpers import safe_next
+from casemgr.accounts import LoginResult, check_login
+from casemgr.extensions import db, limiter
+from casemgr.web.helpers import error_page, safe_next
 
 bp = Blueprint("auth", __name__)
 
 # One message for every failure: it must not tell which user names exist.
 INVALID = "Invalid user name or password."
+# A locked account says so whatever the password was: it must not confirm a guess.
+LOCKED = (
+    "This account is locked after too many failed log-ins. "
+    "Try again later, or ask an admin to unlock it."
+)
+TOO_MANY = "Too many failed log-ins from your address. Wait a minute, then try again."
 
 
 class LoginForm(Form):
@@ -35,42 +50,48 @@ class LoginForm(Form):
     )
 
 
-@cache
-def _dummy_hash() -> str:
-    return PasswordHasher().hash("not-a-real-password")
+def authenticate(username: str, password: str) -> LoginResult:
+    """Check the password, counting failures towards the account's lockout."""
+    config = current_app.config
+    result = check_login(
+        username,
+        password,
+        threshold=config["LOGIN_LOCKOUT_THRESHOLD"],
+        period=timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"]),
+    )
+    db.session.commit()
+    return result
 
 
-def _spend_hash_time(password: str) -> None:
-    """Verify against a dummy hash so an unknown user name answers as slowly as a known one."""
-    with suppress(VerificationError):
-        PasswordHasher().verify(_dummy_hash(), password)
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
 
 
-def authenticate(username: str, password: str) -> User | None:
-    found = db.session.execute(
-        db.select(User).filter_by(username=username.strip())
-    ).scalar_one_or_none()
-    if found is None:
-        _spend_hash_time(password)
-        return None
-    if not found.check_password(password) or not found.active:
-        return None
-    return found
+def _failed(response: Response) -> bool:
+    """Only failed attempts use up the address's budget: an office behind one address can
+    still log everyone in, while password guessing from it is slowed down."""
+    return response.status_code != 302
+
+
+@bp.app_errorhandler(RateLimitExceeded)
+def _too_many(_err: RateLimitExceeded):
+    return error_page(429, TOO_MANY)
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
 def login():
     target = safe_next(request.args.get("next"), url_for("inbox.index"))
     if current_user.is_authenticated:
         return redirect(target)
     form = LoginForm(formdata=request.form if request.method == "POST" else None)
     if request.method == "POST" and form.validate():
-        found = authenticate(form.username.data, form.password.data)
-        if found is not None:
+        result = authenticate(form.username.data, form.password.data)
+        if result.user is not None:
             session.clear()  # a fresh session for the new identity
-            login_user(found)
+            login_user(result.user)
             return redirect(target)
-        flash(INVALID, "error")
+        flash(LOCKED if result.locked else INVALID, "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
 
