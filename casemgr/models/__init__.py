@@ -1,5 +1,6 @@
 """All models, importable from one place."""
 
+from casemgr.models import audit_guard  # noqa: F401  (the case timeline is append-only)
 from casemgr.models.background import (
     AgingSnapshot,
     DsoHistory,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, event
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casemgr.extensions import db
@@ -126,7 +126,7 @@ class CaseLink(db.Model):
 
 
 class CaseEvent(db.Model):
-    """The audit trail. Rows are only ever inserted (see the guard below)."""
+    """The audit trail. Rows are only ever inserted (casemgr.models.audit_guard)."""
 
     __tablename__ = "case_events"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -136,8 +136,3 @@ class CaseEvent(db.Model):
     kind: Mapped[str] = mapped_column(String(40))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     case: Mapped[Case] = relationship(back_populates="events")
-
-
-@event.listens_for(CaseEvent, "before_update")
-def _events_are_append_only(mapper, connection, target):  # noqa: ARG001
-    raise PermissionError("case events are append-only")
