@@ -19,6 +19,7 @@ from flask import (
     current_app,
     flash,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -33,6 +34,7 @@ from casemgr.engine.errors import EngineError, NotFound
 from casemgr.engine.specs import MAX_XML_BYTES
 from casemgr.extensions import db
 from casemgr.models import ROLES, Case, CaseType, ProcessDraft, ProcessVersion
+from casemgr.web.editor_csp import with_editor_policy
 from casemgr.web.helpers import error_page, require_login, roles_required, sentence, user
 
 bp = Blueprint("processes", __name__)
@@ -244,7 +246,7 @@ def modeler(key: str):
         "revision": draft.revision if draft else 0,
         "catalog": _catalog(),
     }
-    return render_template(
+    page = render_template(
         "processes/modeler.html",
         key=key,
         case_type=found,
@@ -254,6 +256,7 @@ def modeler(key: str):
         installed=_installed(MODELER_BUNDLE),
         limit=_limit_text(),
     )
+    return with_editor_policy(make_response(page), "bpmn")
 
 
 @bp.get("/processes/<key>/working.bpmn")
@@ -557,7 +560,7 @@ def decision_table(key: str):
         "publishUrl": url_for("processes.publish_dmn", key=key),
         "revision": draft.revision if draft else 0,
     }
-    return render_template(
+    page = render_template(
         "processes/dmn.html",
         key=key,
         file=file,
@@ -569,6 +572,7 @@ def decision_table(key: str):
         installed=_installed(DMN_BUNDLE),
         limit=_limit_text(),
     )
+    return with_editor_policy(make_response(page), "dmn")
 
 
 @bp.get("/decision-tables/<key>/working.dmn")
