@@ -6,19 +6,19 @@ from collections.abc import Callable
 from functools import wraps
 
 from flask import jsonify, url_for
-from sqlalchemy.orm import selectinload
 
 from casemgr.engine import access
 from casemgr.engine.cases import start_case
 from casemgr.engine.errors import Forbidden, NotFound
 from casemgr.engine.processes import published_case_types
 from casemgr.extensions import db
-from casemgr.models import Case, TaskRecord, User
+from casemgr.models import Case, User
 from casemgr.web.api import bp
 from casemgr.web.api.auth import current_api_user, json_body, token_required
+from casemgr.web.api.case_document import case_response
 from casemgr.web.api.errors import ApiError
 from casemgr.web.api.openapi import array_of, doc, ref
-from casemgr.web.api.serializers import case_json, case_type_json
+from casemgr.web.api.serializers import case_type_json
 
 # Ids are 32-bit integer columns on PostgreSQL; a larger number in a URL names nothing.
 MAX_ID = 2**31 - 1
@@ -97,24 +97,9 @@ def create_case():
     user = current_api_user()
     key, data = _start_request(json_body(), user)
     case = start_case(key, data, user)
-    response = jsonify(case_json(load_case(case.id)))
-    response.status_code = 201
+    response = case_response(case.id, status=201)
     response.headers["Location"] = url_for("api.get_case", case_id=case.id)
     return response
-
-
-def load_case(case_id: int) -> Case | None:
-    """The case with its tasks' people loaded in one go (a case page lists all of them)."""
-    return db.session.get(
-        Case,
-        case_id,
-        options=[
-            selectinload(Case.tasks).selectinload(TaskRecord.assignee),
-            selectinload(Case.tasks).selectinload(TaskRecord.completed_by),
-            selectinload(Case.events),
-        ],
-        populate_existing=True,
-    )
 
 
 @bp.get("/cases/<int:case_id>")
@@ -128,9 +113,9 @@ def load_case(case_id: int) -> Case | None:
 @ids_in_range
 def get_case(case_id: int):
     """Read one case: its data, its human tasks and its timeline, oldest first."""
-    case = load_case(case_id)
+    case = db.session.get(Case, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
     if not access.can_read_case(current_api_user(), case):
         raise Forbidden("this case is not yours to read")
-    return jsonify(case_json(case))
+    return case_response(case.id)

@@ -1,4 +1,5 @@
-"""JSON shapes of tasks, cases, events and process versions (API.md), shared with the web UI.
+"""JSON shapes of tasks and process versions (API.md), shared with the web UI; the case
+document with its timeline is casemgr.web.api.case_document.
 
 Only plain reads of loaded rows happen here; nothing decides anything. Times are ISO 8601
 UTC ending in "Z" and money is a string with two decimals, so that no client meets a float.
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from casemgr import forms
-from casemgr.models import Case, CaseEvent, CaseType, ProcessVersion, TaskRecord, User
+from casemgr.models import CaseType, ProcessVersion, TaskRecord, User
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -64,40 +65,6 @@ def task_json(row: TaskRecord) -> dict:
     body["case_title"] = row.case.title
     body["form"] = form_json(row.form_key)
     return body
-
-
-def event_json(event: CaseEvent) -> dict:
-    return {
-        "id": event.id,
-        "at": iso(event.at),
-        "actor": event.actor,
-        "kind": event.kind,
-        "detail": event.detail or {},
-    }
-
-
-def case_json(case: Case) -> dict:
-    """The case with its human tasks (open and done) and its timeline, oldest first."""
-    return {
-        "id": case.id,
-        "case_type": case.case_type.key,
-        "case_type_name": case.case_type.name,
-        "version": case.process_version.version,
-        "status": case.status,
-        "outcome": case.outcome,
-        "title": case.title,
-        "customer_number": case.customer_number,
-        "customer_name": case.customer_name,
-        "amount": money(case.amount),
-        "started_by": username(case.started_by),
-        "created_at": iso(case.created_at),
-        "updated_at": iso(case.updated_at),
-        "completed_at": iso(case.completed_at),
-        "broken": case.broken,
-        "data": case.data or {},
-        "tasks": [task_summary(t) for t in case.tasks],
-        "events": [event_json(e) for e in case.events],
-    }
 
 
 def case_type_json(case_type: CaseType) -> dict:

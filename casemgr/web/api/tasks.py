@@ -16,10 +16,11 @@ from casemgr.engine.inbox import InboxQuery, inbox, parse_params
 from casemgr.models import ROLES, TaskRecord, User
 from casemgr.web.api import bp
 from casemgr.web.api.auth import current_api_user, json_body, token_required
-from casemgr.web.api.cases import ids_in_range, load_case
+from casemgr.web.api.case_document import case_response
+from casemgr.web.api.cases import ids_in_range
 from casemgr.web.api.errors import ApiError
 from casemgr.web.api.openapi import array_of, doc, query, ref
-from casemgr.web.api.serializers import case_json, task_json, task_summary
+from casemgr.web.api.serializers import task_json, task_summary
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -224,7 +225,7 @@ def complete_task(task_id: int):
     user = current_api_user()
     data = _form_data(json_body(required=False), task_id, user)
     case = cases.complete_task(task_id, data, user)
-    return jsonify(case_json(load_case(case.id)))
+    return case_response(case.id)
 
 
 @bp.post("/tasks/bulk-complete")
