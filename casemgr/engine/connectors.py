@@ -46,7 +46,18 @@ def call_connector(task, name: str, params: dict) -> str:
     return json.dumps(jsonable(result))
 
 
+# Key of the PostgreSQL advisory lock under which new customer numbers are picked.
+CUSTOMER_NUMBER_LOCK = 0x43555354  # "CUST"
+
+
 def _next_customer_number() -> str:
+    """The highest C- number plus one. Two approvals at once would both pick the same one
+    (found by bench/load.py: a unique violation, a 500): on PostgreSQL they take turns under
+    a transaction-scoped advisory lock; SQLite's writers take turns anyway."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            db.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CUSTOMER_NUMBER_LOCK}
+        )
     numbers = db.session.execute(db.select(Customer.number).where(Customer.number.like("C-%")))
     highest = 0
     for (number,) in numbers:
