@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := casemgr
 
-.PHONY: setup run test integration lint bench bench-timers system-deps clean
+.PHONY: setup run test integration lint bench bench-pg bench-load bench-timers system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,8 +56,18 @@ lint: setup
 	$(BIN)/ruff check casemgr tests bench
 	$(BIN)/ruff format --check casemgr tests bench
 
+# Every benchmark; the PostgreSQL/Redis ones skip unless BENCH_ or TEST_ URLs are set.
 bench: setup
 	$(BIN)/python -m bench
+
+# Every benchmark with a throw-away PostgreSQL and Redis (durable settings, fsync on).
+bench-pg: setup
+	CI_PG_DURABLE=1 bash .ci/run $(BIN)/python -m bench
+
+# The load test alone: gunicorn (4 workers), Celery, 50 users; LOAD_SECONDS=20 for a short try.
+LOAD_SECONDS ?= 120
+bench-load: setup
+	CI_PG_DURABLE=1 bash .ci/run $(BIN)/python -m bench.load --seconds $(LOAD_SECONDS)
 
 # Due timers drained by 1, 2 and 4 Celery workers on PostgreSQL (durable settings, fsync on).
 bench-timers: setup
