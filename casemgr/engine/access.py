@@ -62,7 +62,19 @@ def readable_cases_filter(user: User):
 
 
 def can_see_task(user: User, task: TaskRecord) -> bool:
+    """Whether the task exists for the user at all: enough to be told why an action on it
+    fails (409 "already completed by ...", API.md's order), not to read it."""
     if task.assignee_id == user.id or task.role in user.role_keys:
+        return True
+    return can_read_case(user, task.case)
+
+
+def can_read_task(user: User, task: TaskRecord) -> bool:
+    """Reading a task shows its case: its holders, the *open* tasks of one's roles (API.md),
+    and whoever reads the case. A closed task of one's role is not a way into the case."""
+    if user.id in (task.assignee_id, task.completed_by_id, task.delegated_from_id):
+        return True
+    if task.state == "open" and task.role in user.role_keys:
         return True
     return can_read_case(user, task.case)
 

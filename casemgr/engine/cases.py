@@ -186,6 +186,14 @@ def get_task(task_id: int, user: User) -> TaskRecord:
     return row
 
 
+def read_task(task_id: int, user: User) -> TaskRecord:
+    """A task to show (page or API): get_task's answer, then the read rule of the case."""
+    row = get_task(task_id, user)
+    if not access.can_read_task(user, row):
+        raise Forbidden("this task is not in your queues or cases")
+    return row
+
+
 def four_eyes_violation(row: TaskRecord, user: User) -> str | None:
     if not row.four_eyes:
         return None

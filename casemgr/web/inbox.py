@@ -17,13 +17,14 @@ from wtforms import Form
 
 from casemgr import forms
 from casemgr.engine import worklist
-from casemgr.engine.access import can_manage_tasks
+from casemgr.engine.access import can_manage_tasks, can_read_task
 from casemgr.engine.cases import (
     assign_task,
     claim_task,
     complete_task,
     four_eyes_violation,
     get_task,
+    read_task,
     unclaim_task,
 )
 from casemgr.engine.errors import EngineError, Invalid
@@ -394,10 +395,11 @@ def _render_task(
 @bp.route("/tasks/<int:task_id>", methods=["GET", "POST"])
 def task(task_id: int):
     me = user()
-    row = get_task(task_id, me)
-    form_cls = forms.get_form_class(row.form_key)
     if request.method == "POST":
-        return _complete(row, form_cls, me)
+        row = get_task(task_id, me)  # a stale page still gets its 409, see _complete
+        return _complete(row, forms.get_form_class(row.form_key), me)
+    row = read_task(task_id, me)
+    form_cls = forms.get_form_class(row.form_key)
     form = prefilled_form(form_cls, row.case.data) if form_cls and row.state == "open" else None
     return _render_task(row, me, form)
 
@@ -418,6 +420,11 @@ def _complete(row: TaskRecord, form_cls: type[Form] | None, me: User):
         # keep what they typed so nothing is lost, and say plainly what happened.
         db.session.rollback()
         form = form_with_errors(form_cls, request.form, None)[0] if form_cls else None
+        if not can_read_task(me, row):
+            # Closed meanwhile, and no longer theirs to read: what they typed, not the case.
+            return render_template(
+                "inbox/task_closed.html", task=row, form=form, problem=sentence(exc.message)
+            ), exc.status
         return _render_task(row, me, form, sentence(exc.message), status=exc.status)
     flash(f"Completed “{row.title}”.", "success")
     if request.form.get("then") == "next":

@@ -117,7 +117,7 @@ def list_tasks():
 @ids_in_range
 def get_task(task_id: int):
     """One task, with the description of the form that completes it."""
-    return jsonify(task_json(cases.get_task(task_id, current_api_user())))
+    return jsonify(task_json(cases.read_task(task_id, current_api_user())))
 
 
 def _reason(body: dict, task_id: int, user: User) -> str:
