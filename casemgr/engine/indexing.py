@@ -20,7 +20,7 @@ from casemgr.engine.workflows import (
     ready_human_tasks,
 )
 from casemgr.extensions import db
-from casemgr.models import Case, TaskRecord
+from casemgr.models import Case, CaseType, TaskRecord
 
 # Which data keys fill the inbox's customer and amount columns, first present wins.
 CUSTOMER_NAME_KEYS = ("customer_name", "legal_name")
@@ -35,10 +35,14 @@ AMOUNT_KEYS = (
 
 
 def sync_case(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
+    # Read first, then write: a query after the first change to the case would autoflush it
+    # and the step would cost two UPDATEs (and two version bumps) of the case row.
+    case_type = case.case_type
+    open_rows = _open_rows(case.id)
     data = current_data(wf)
     case.data = jsonable(data)
-    _summarise(case, data)
-    _sync_tasks(case, wf, parsed, ctx)
+    _summarise(case, case_type, data)
+    _sync_tasks(case, case_type, open_rows, wf, parsed, ctx)
     case.next_wake_at = None if wf.is_completed() else next_wake_at(wf)
     messages = [] if wf.is_completed() else awaited_messages(wf)
     case.awaiting = f",{','.join(messages)}," if messages else None
@@ -51,7 +55,7 @@ def sync_case(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
         ctx.record("case_completed", outcome=case.outcome)
 
 
-def _summarise(case: Case, data: dict) -> None:
+def _summarise(case: Case, case_type: CaseType, data: dict) -> None:
     if data.get("customer_number"):
         case.customer_number = str(data["customer_number"])[:40]
     name = next((data[k] for k in CUSTOMER_NAME_KEYS if data.get(k)), None)
@@ -65,17 +69,27 @@ def _summarise(case: Case, data: dict) -> None:
                 continue
             break
     who = case.customer_name or case.customer_number or f"case {case.id or ''}".strip()
-    case.title = f"{case.case_type.name}: {who}"[:300]
+    case.title = f"{case_type.name}: {who}"[:300]
 
 
-def _sync_tasks(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
+def _open_rows(case_id: int) -> dict[str, TaskRecord]:
     # Only the open rows: loading the whole task history would make each step grow with it.
-    open_rows = {
+    return {
         row.spiff_id: row
         for row in db.session.execute(
-            db.select(TaskRecord).where(TaskRecord.case_id == case.id, TaskRecord.state == "open")
+            db.select(TaskRecord).where(TaskRecord.case_id == case_id, TaskRecord.state == "open")
         ).scalars()
     }
+
+
+def _sync_tasks(
+    case: Case,
+    case_type: CaseType,
+    open_rows: dict[str, TaskRecord],
+    wf,
+    parsed: ParsedProcess,
+    ctx: StepContext,
+) -> None:
     ready = {str(task.id): task for task in ready_human_tasks(wf)}
     for spiff_id, row in open_rows.items():
         if spiff_id not in ready:
@@ -98,7 +112,7 @@ def _sync_tasks(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None
             created_at=clock.now(),
             due_at=_due_at(task, info, ctx),
             four_eyes=list(info.four_eyes) if info else [],
-            case_type_key=case.case_type.key,
+            case_type_key=case_type.key,
         )
         _refresh_summary(row, case)
         db.session.add(row)

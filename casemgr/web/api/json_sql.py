@@ -9,7 +9,9 @@ checks both paths give the same document.
 
 from __future__ import annotations
 
-from sqlalchemy import Text, case, cast, func, literal_column, select
+from functools import cache
+
+from sqlalchemy import Text, bindparam, case, cast, func, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
@@ -41,8 +43,11 @@ class _Sqlite:
     @staticmethod
     def array(rows, value, order) -> ColumnElement:
         # SQLite (before 3.44) has no ORDER BY inside aggregates; it keeps a subquery's order.
+        # Each document is json_object's output, so joining them with commas is valid JSON;
+        # json_group_array would parse every one of them again (measured: 2x slower).
         inner = rows.add_columns(value.label("doc")).order_by(order).subquery()
-        return select(func.coalesce(func.json_group_array(func.json(inner.c.doc)), "[]"))
+        joined = func.coalesce(func.group_concat(inner.c.doc, ","), "")
+        return select(literal_column("'['").concat(joined).concat("]"))
 
 
 class _Postgres:
@@ -79,7 +84,8 @@ def _pairs(**fields) -> list:
     return out
 
 
-def _task_array(sql, case_id: int, open_only: bool):
+@cache
+def _task_array(sql, open_only: bool):
     document = sql.object(
         *_pairs(
             id=TaskRecord.id,
@@ -106,14 +112,15 @@ def _task_array(sql, case_id: int, open_only: bool):
         .select_from(TaskRecord)
         .outerjoin(_Assignee, _Assignee.id == TaskRecord.assignee_id)
         .outerjoin(_Completer, _Completer.id == TaskRecord.completed_by_id)
-        .where(TaskRecord.case_id == case_id)
+        .where(TaskRecord.case_id == bindparam("case_id"))
     )
     if open_only:
         rows = rows.where(TaskRecord.state == "open")
     return sql.array(rows, document, TaskRecord.id)
 
 
-def _event_array(sql, case_id: int):
+@cache
+def _event_array(sql):
     document = sql.object(
         *_pairs(
             id=CaseEvent.id,
@@ -123,7 +130,7 @@ def _event_array(sql, case_id: int):
             detail=sql.json(CaseEvent.detail, "{}"),
         )
     )
-    rows = select(CaseEvent.id).where(CaseEvent.case_id == case_id)
+    rows = select(CaseEvent.id).where(CaseEvent.case_id == bindparam("case_id"))
     return sql.array(rows, document, CaseEvent.id)
 
 
@@ -134,7 +141,8 @@ def case_arrays(
     sql = _DIALECTS.get(session.get_bind().dialect.name)
     if sql is None:
         return None
-    out = {"tasks": session.execute(_task_array(sql, case_id, open_only)).scalar_one()}
+    params = {"case_id": case_id}
+    out = {"tasks": session.execute(_task_array(sql, open_only), params).scalar_one()}
     if events:
-        out["events"] = session.execute(_event_array(sql, case_id)).scalar_one()
+        out["events"] = session.execute(_event_array(sql), params).scalar_one()
     return out
