@@ -277,6 +277,12 @@ def run_scale(scale: Scale) -> float:
         f"so {raw_ms / 1000:,.1f} s to list {scale.open_tasks:,} open cases (the raw cost of "
         "every page above; raw/p50: how many times faster the page is)"
     )
+    load_now = os.getloadavg()[0]
+    if load_now > (os.cpu_count() or 1):
+        print(
+            f"busy machine (load {load_now:.1f} on {os.cpu_count()} cores): wall-clock figures "
+            "include waiting for a core; cpu ms is this process's own time"
+        )
     if target:
         missed = [label for label, (_p50, p95, _cpu), _n in lines if p95 >= TARGET_P95_MS]
         print(
