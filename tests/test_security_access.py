@@ -540,3 +540,40 @@ def test_a_task_id_of_another_case_does_not_open_this_case(app, api, sample):
     assert api.as_("rep").get(f"/api/v1/cases/{other.id}").status_code in (403, 404)
     page = web_client(app, "rep").get(f"/tasks/{other_task}")
     assert page.status_code in (403, 404) and "Other Corp" not in page.get_data(as_text=True)
+
+
+def test_a_sales_rep_reaches_only_their_own_customers(app, api, sample):
+    """Every customer route, with a customer of rep's: rep2 (another rep) and the process
+    owner are refused, rep gets in."""
+    from casemgr.models import Customer
+
+    with app.app_context():
+        db.session.add(Customer(number="C-REP", name="Rep's Customer", sales_rep="rep"))
+        db.session.commit()
+    customer_rules = [
+        r for r in rules(app) if "number" in r.arguments and not r.endpoint.startswith("process")
+    ]
+    assert len(customer_rules) >= 8
+    failures = []
+    for who in ("rep2", "owner"):
+        web = web_client(app, who)
+        for rule in customer_rules:
+            is_api = rule.endpoint.startswith("api.")
+            client = app.test_client() if is_api else web
+            with app.test_request_context():
+                from flask import url_for
+
+                path = url_for(rule.endpoint, number="C-REP")
+            for method in methods(rule):
+                response = call(client, method, path, rule, api.tokens[who] if is_api else None)
+                if not refused(client, response, is_api):
+                    failures.append((who, method, path, response.status_code))
+    # The report's invoices behind one customer's amount (process owners read every customer's).
+    for path in ("/reports/aging/invoices", "/reports/aging/invoices.csv"):
+        query = {"customer": "C-REP", "bucket": "current"}
+        response = web_client(app, "rep2").get(path, query_string=query)
+        if response.status_code not in (403, 404):
+            failures.append(("rep2", "GET", path, response.status_code))
+    assert not failures, "\n".join(map(str, failures))
+    assert web_client(app, "rep").get("/customers/C-REP").status_code == 200
+    assert api.as_("rep").get("/api/v1/customers/C-REP").status_code == 200
