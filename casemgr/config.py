@@ -43,6 +43,9 @@ def load_config(instance_path: str) -> dict:
         "LOGIN_LOCKOUT_MINUTES": int(os.environ.get("CASEMGR_LOCKOUT_MINUTES", "15")),
         # memory:// counts per process; give redis://… so gunicorn's workers share one count.
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # Proxies in front that set X-Forwarded-For/-Proto: without this, behind nginx every
+        # visitor has the proxy's address (one shared login limit) and no request is HTTPS.
+        "PROXY_HOPS": int(os.environ.get("CASEMGR_PROXY_HOPS", "0")),
         "RATELIMIT_HEADERS_ENABLED": True,
         "SCRIPT_TIME_LIMIT": float(os.environ.get("CASEMGR_SCRIPT_TIME_LIMIT", "1.0")),
         "WTF_CSRF_TIME_LIMIT": None,

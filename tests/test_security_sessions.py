@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from casemgr import create_app
 from casemgr.accounts import find_user
 from casemgr.extensions import db
 from casemgr.models import ApiToken
@@ -204,3 +206,32 @@ def test_a_deactivated_users_token_is_refused(app, api):
         find_user("rep").active = False
         db.session.commit()
     assert api.as_("rep").get("/api/v1/tasks").status_code == 401
+
+
+def test_behind_a_proxy_each_visitor_has_their_own_limit_and_https_is_seen(tmp_path, template_db):
+    path = tmp_path / "proxied.db"
+    shutil.copyfile(template_db, path)
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
+            "SECRET_KEY": "test",
+            "WTF_CSRF_ENABLED": False,
+            "PROXY_HOPS": 1,
+            "LOGIN_RATE_LIMIT": "2 per minute",
+        }
+    )
+    client = app.test_client()
+
+    def via_proxy(visitor: str, password: str):
+        headers = {"X-Forwarded-For": visitor, "X-Forwarded-Proto": "https"}
+        return login(client, "spec", password, headers=headers)
+
+    via_proxy("198.51.100.1", "wrong-password")
+    via_proxy("198.51.100.1", "wrong-password")
+    assert via_proxy("198.51.100.1", PASSWORD).status_code == 429
+    response = via_proxy("198.51.100.2", PASSWORD)  # another visitor behind the same proxy
+    assert response.status_code == 302
+    assert "Secure" in session_cookie(response)  # the proxy said the visitor used HTTPS
+    with app.app_context():
+        db.engine.dispose()
