@@ -47,6 +47,9 @@ def load_config(instance_path: str) -> dict:
         # visitor has the proxy's address (one shared login limit) and no request is HTTPS.
         "PROXY_HOPS": int(os.environ.get("CASEMGR_PROXY_HOPS", "0")),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis down: count in this process rather than refuse every log-in with a 500.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
         "SCRIPT_TIME_LIMIT": float(os.environ.get("CASEMGR_SCRIPT_TIME_LIMIT", "1.0")),
         "WTF_CSRF_TIME_LIMIT": None,
         # E-mail (casemgr.notify.mail); each also read as CASEMGR_<name>.
