@@ -5,10 +5,19 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import g, request
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
 from casemgr.extensions import db
 from casemgr.models import ApiToken, User
 from casemgr.web.api.errors import ApiError
+
+# The token, its user and their roles in one query, built once (every API call runs it).
+_TOKEN_WITH_USER = (
+    select(ApiToken)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+    .options(joinedload(ApiToken.user).joinedload(User.roles))
+)
 
 
 def current_api_user() -> User:
@@ -24,9 +33,8 @@ def token_required(view):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "missing bearer token")
-        row = db.session.execute(
-            db.select(ApiToken).where(ApiToken.token_hash == ApiToken.hash(token.strip()))
-        ).scalar_one_or_none()
+        found = db.session.execute(_TOKEN_WITH_USER, {"token_hash": ApiToken.hash(token.strip())})
+        row = found.unique().scalar_one_or_none()
         if row is None or row.revoked_at is not None or not row.user.active:
             raise ApiError(401, "invalid or revoked token")
         g.api_user = row.user

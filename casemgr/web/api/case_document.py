@@ -10,7 +10,7 @@ step by step needs, at a cost that does not grow with the case's history.
 from __future__ import annotations
 
 from flask import Response, current_app, request
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import aliased
 
 from casemgr.extensions import db
@@ -48,13 +48,14 @@ def wants_minimal() -> bool:
     return any(part.strip().lower() == "return=minimal" for part in prefer.split(","))
 
 
-def case_response(case_id: int, status: int = 200) -> Response:
+def case_response(case: Case | int, status: int = 200) -> Response:
     """The case document as a response, minimal when the client prefers it.
 
     Where the database can build JSON (SQLite, PostgreSQL) the tasks and the timeline come
     back from it as one JSON text each and are spliced in unparsed: no row, date or JSON
     detail passes through Python, so a long case's answer costs little more than a new one's.
     """
+    case_id = case if isinstance(case, int) else case_id_of(case)
     minimal = wants_minimal()
     arrays = json_sql.case_arrays(db.session, case_id, open_only=minimal, events=not minimal)
     if arrays is None:
@@ -67,6 +68,12 @@ def case_response(case_id: int, status: int = 200) -> Response:
     if minimal:
         response.headers["Preference-Applied"] = "return=minimal"
     return response
+
+
+def case_id_of(case: Case) -> int:
+    """The id without touching the object: after the step's commit it is expired, and
+    reading ``case.id`` would reload the whole row (its workflow state included)."""
+    return inspect(case).identity[0]
 
 
 def case_document(case_id: int, minimal: bool = False) -> dict:

@@ -15,7 +15,7 @@ from casemgr.extensions import db
 from casemgr.models import Case, User
 from casemgr.web.api import bp
 from casemgr.web.api.auth import current_api_user, json_body, token_required
-from casemgr.web.api.case_document import case_response
+from casemgr.web.api.case_document import case_id_of, case_response
 from casemgr.web.api.errors import ApiError
 from casemgr.web.api.openapi import array_of, doc, ref
 from casemgr.web.api.serializers import case_type_json
@@ -97,8 +97,8 @@ def create_case():
     user = current_api_user()
     key, data = _start_request(json_body(), user)
     case = start_case(key, data, user)
-    response = case_response(case.id, status=201)
-    response.headers["Location"] = url_for("api.get_case", case_id=case.id)
+    response = case_response(case, status=201)
+    response.headers["Location"] = url_for("api.get_case", case_id=case_id_of(case))
     return response
 
 
@@ -118,4 +118,4 @@ def get_case(case_id: int):
         raise NotFound(f"no case {case_id}")
     if not access.can_read_case(current_api_user(), case):
         raise Forbidden("this case is not yours to read")
-    return case_response(case.id)
+    return case_response(case)

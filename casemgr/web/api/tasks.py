@@ -225,7 +225,7 @@ def complete_task(task_id: int):
     user = current_api_user()
     data = _form_data(json_body(required=False), task_id, user)
     case = cases.complete_task(task_id, data, user)
-    return case_response(case.id)
+    return case_response(case)
 
 
 @bp.post("/tasks/bulk-complete")
