@@ -70,13 +70,37 @@ def test_a_changed_route_is_detected(ctx):
     approved = completed_case()
     draft = CREDIT.replace('route == "credit_manager"', 'route == "nobody"')
     result = by_case(drafts.replay_draft("credit_application", draft))[approved]
-    assert result.status == "different"
+    assert (result.status, result.difference) == ("different", "waits_elsewhere")
     assert result.element == "manager_approval"
     assert result.message == (
         "the case went on with 'Approve the credit limit (credit manager)'; the draft asks "
-        "for 'Approve the credit limit (controller)'"
+        "for 'Approve the credit limit (controller)' instead"
     )
+    assert (result.expected, result.waiting_at) == ("manager_approval", ["controller_approval"])
     assert result.replayed_path == ["specialist_review"]
+    assert result.data_changes == []  # the decision table answered as it did
+
+
+def test_a_gateway_where_no_condition_holds_fails_with_its_element(ctx):
+    """The draft drops the default flow and routes only "controller" and "auto" cases: a
+    case the table routed to the credit manager has nowhere to go."""
+    approved = completed_case()
+    draft = (
+        CREDIT.replace(' default="flow_route_controller"', "")
+        .replace('route == "credit_manager"', 'route == "nobody"')
+        .replace(
+            'targetRef="controller_approval" />',
+            'targetRef="controller_approval"><bpmn:conditionExpression>route == "controller"'
+            "</bpmn:conditionExpression></bpmn:sequenceFlow>",
+        )
+    )
+    assert draft.count('route == "controller"') == 1
+    result = by_case(drafts.replay_draft("credit_application", draft))[approved]
+    assert (result.status, result.element) == ("failed", "gw_route")
+    assert result.message == (
+        "fails at 'Who decides?': none of its conditions holds for this case and it has no "
+        "default flow"
+    )
 
 
 def test_a_changed_outcome_is_detected(ctx):
@@ -97,7 +121,58 @@ def test_a_script_that_now_fails_is_reported_with_its_element(ctx):
     draft = CREDIT.replace("len(fraud_flags or [])", "len(fraud_flagz)")
     result = by_case(drafts.replay_draft("credit_application", draft))[approved]
     assert (result.status, result.element) == ("failed", "specialist_review")
+    assert result.message.startswith("fails at 'Review credit and recommend a limit':")
     assert "fraud_flagz" in result.message
+
+
+def test_a_changed_decision_shows_what_the_table_now_answers(ctx):
+    """The draft counts two more fraud flags than the specialist recorded: the credit
+    decision table now answers cash in advance, which ends the case without the manager."""
+    approved = completed_case()
+    draft = CREDIT.replace("len(fraud_flags or [])", "len(fraud_flags or []) + 2")
+    result = by_case(drafts.replay_draft("credit_application", draft))[approved]
+    assert (result.status, result.difference) == ("different", "ends_early")
+    assert result.message == (
+        "the case went on with 'Approve the credit limit (credit manager)'; the draft has "
+        "already ended"
+    )
+    assert [c.as_json() for c in result.data_changes] == [
+        {
+            "field": "route",
+            "recorded": "credit_manager",
+            "replayed": "cash_in_advance",
+            "decision": True,
+        }
+    ]
+
+
+def test_other_end_values_on_the_same_path_are_reported(ctx):
+    """The manager's approval now grants 15 more days than recommended: same path, same
+    outcome, but the case would end with other terms."""
+    approved, declined = completed_case(), completed_case(decision="decline")
+    start = CREDIT.index('<bpmn:userTask id="manager_approval"')
+    end = CREDIT.index("</bpmn:userTask>", start)
+    draft = (
+        CREDIT[:start]
+        + CREDIT[start:end].replace(
+            "approved_terms_days = recommended_terms_days",
+            "approved_terms_days = recommended_terms_days + 15",
+        )
+        + CREDIT[end:]
+    )
+    assert draft != CREDIT
+    results = by_case(drafts.replay_draft("credit_application", draft))
+    result = results[approved]
+    assert (result.status, result.difference) == ("different", "data")
+    assert result.replayed_path == result.original_path
+    assert [c.as_json() for c in result.data_changes] == [
+        {"field": "approved_terms_days", "recorded": 30, "replayed": 45, "decision": False}
+    ]
+    assert result.message == (
+        "takes the same path but ends with other values: approved_terms_days: 30 → 45"
+    )
+    # Declined, the terms were set all the same: the draft changes that case too.
+    assert results[declined].difference == "data"
 
 
 def test_a_form_that_refuses_the_recorded_values_is_reported(ctx):
@@ -149,9 +224,44 @@ def test_replay_over_the_api_and_the_page(api, app):
     assert resp.status_code == 200
     body = resp.get_json()
     assert body["summary"] == {"same": 0, "different": 1, "failed": 0}
-    assert body["cases"][0]["case_id"] == approved
+    [case] = body["cases"]
+    assert case["case_id"] == approved
+    assert (case["difference"], case["expected"], case["waiting_at"]) == (
+        "waits_elsewhere",
+        "manager_approval",
+        ["controller_approval"],
+    )
     web = app.test_client()
     web.post("/login", data={"username": "owner", "password": "correct-horse-1"})
     page = web.get("/processes/credit_application/replay?run=1&limit=5").get_data(as_text=True)
-    assert 'data-status="different"' in page
-    assert "0</strong> the same path" in page
+    assert 'data-status="different" data-difference="waits_elsewhere"' in page
+    assert "The draft would wait at: <code>controller_approval</code>" in page
+    assert "0</strong> the same path and results" in page
+
+
+def test_changed_decisions_over_the_api_and_the_page(api, app):
+    with app.app_context():
+        approved = completed_case()
+    headers = {**XML, "Authorization": f"Bearer {api.tokens['owner']}"}
+    draft = CREDIT.replace("len(fraud_flags or [])", "len(fraud_flags or []) + 2")
+    api.client.put("/api/v1/case-types/credit_application/draft", data=draft, headers=headers)
+    body = api.client.post(
+        "/api/v1/case-types/credit_application/draft/replay", headers=headers
+    ).get_json()
+    [case] = body["cases"]
+    assert (case["case_id"], case["difference"]) == (approved, "ends_early")
+    assert case["data_changes"] == [
+        {
+            "field": "route",
+            "recorded": "credit_manager",
+            "replayed": "cash_in_advance",
+            "decision": True,
+        }
+    ]
+    web = app.test_client()
+    web.post("/login", data={"username": "owner", "password": "correct-horse-1"})
+    page = web.get("/processes/credit_application/replay?run=1").get_data(as_text=True)
+    assert (
+        '<li data-field="route"><span class="badge badge-amber">decision table</span> '
+        "<code>route</code>: credit_manager → <strong>cash_in_advance</strong></li>"
+    ) in page

@@ -7,8 +7,9 @@
   table re-publishes every case type calling it, so new cases take the new table and
   running ones keep theirs. **Restore** publishes an old version, tables and all, as N+1.
 * **Diff** between two versions: added, removed and changed elements, in words.
-* **Replay**: the recorded data of the last completed cases, run through a draft with
-  service calls stubbed, to show which would now take another path or fail.
+* **Replay** (``casemgr.engine.replay``): the recorded data of the last completed cases,
+  run through a draft with service calls stubbed, to show which would now take another
+  path, wait elsewhere, decide otherwise or fail.
 * **Migration** of running cases to a newer version, where the elements they wait on still
   exist; each case in its own transaction, each with its answer.
 * **Heat map**: how many cases wait at each task now, and for how long (median).
@@ -19,21 +20,16 @@ This module and the rest of ``casemgr.engine`` are the only ones that touch Spif
 from __future__ import annotations
 
 import hashlib
-import json
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flask import current_app
 from lxml import etree
 from SpiffWorkflow import TaskState
-from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from sqlalchemy.orm.exc import StaleDataError
 
-from casemgr import forms
 from casemgr.engine import clock
 from casemgr.engine.errors import Conflict, Invalid, NotFound
 from casemgr.engine.processes import (
@@ -49,13 +45,17 @@ from casemgr.engine.processes import (
     DecisionFile as DecisionFile,  # the modeler's views name it through this module
 )
 from casemgr.engine.processes import publish as _publish
-from casemgr.engine.scripts import ScriptEngine
+from casemgr.engine.replay import (  # noqa: F401  (the modeler's views name them here)
+    ReplayResult,
+    completed_cases,
+    replay_case,
+    replay_draft,
+)
 from casemgr.engine.specs import (
     MAX_XML_BYTES,
     DiagramError,
     ParsedProcess,
     checked_xml,
-    parse_process,
 )
 from casemgr.engine.validation import (
     BPMN_NS,
@@ -64,7 +64,7 @@ from casemgr.engine.validation import (
     validate_bpmn,
     validate_dmn,
 )
-from casemgr.engine.workflows import dump, jsonable, load
+from casemgr.engine.workflows import dump, load
 from casemgr.extensions import db
 from casemgr.models import (
     Case,
@@ -654,199 +654,12 @@ def diff_diagrams(old_xml: str, new_xml: str) -> DiagramDiff:
     return diff
 
 
-# --- replay -----------------------------------------------------------------------------------
-
-
-@dataclass
-class ReplayResult:
-    case_id: int
-    title: str
-    version: int
-    status: str  # "same", "different" or "failed"
-    message: str
-    original_path: list[str] = field(default_factory=list)
-    replayed_path: list[str] = field(default_factory=list)
-    element: str | None = None  # where it diverged or failed
-
-    def as_json(self) -> dict:
-        return {
-            "case_id": self.case_id,
-            "title": self.title,
-            "version": self.version,
-            "status": self.status,
-            "message": self.message,
-            "element": self.element,
-            "original_path": self.original_path,
-            "replayed_path": self.replayed_path,
-        }
-
-
-class _Divergence(Exception):
-    def __init__(self, message: str, element: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.element = element
-
-
-class _ReplayEngine(ScriptEngine):
-    """Scripts run restricted as always; service calls answer from the case's recorded data.
-
-    A replay must change nothing: no customer set up, no notification, no linked case.
-    The answer a service gave is in the case's final data under its result variable.
-    """
-
-    def __init__(self, recorded: dict, time_limit: float):
-        super().__init__(time_limit=time_limit)
-        self.recorded = recorded
-
-    def call_service(self, task, **kwargs):
-        variable = getattr(task.task_spec, "result_variable", None)
-        return json.dumps(jsonable(self.recorded.get(variable)) if variable else None)
-
-
-def completed_cases(key: str, limit: int) -> list[Case]:
-    found = case_type(key)
-    if found is None:
-        return []
-    query = (
-        db.select(Case)
-        .where(Case.case_type_id == found.id, Case.status == "completed")
-        .order_by(Case.completed_at.desc(), Case.id.desc())
-        .limit(max(1, min(limit, 500)))
-    )
-    return list(db.session.execute(query).scalars())
-
-
-def replay_draft(key: str, xml: str, limit: int = 20) -> list[ReplayResult]:
-    """Re-run the last `limit` completed cases of the type through `xml`; nothing is saved."""
-    try:
-        parsed = parse_process(xml, tuple(pinned_tables(xml)))
-    except DiagramError as exc:
-        raise Invalid(f"the draft cannot be run: {exc.message}") from None
-    return [replay_case(case, parsed) for case in completed_cases(key, limit)]
-
-
-def replay_case(case: Case, parsed: ParsedProcess) -> ReplayResult:
-    """One case's recorded steps against another diagram: same path, another, or a failure."""
-    events = sorted(case.events, key=lambda e: (e.at, e.id))
-    original = [e.detail.get("task") for e in events if e.kind == "task_completed"]
-    result = ReplayResult(
-        case.id,
-        case.title,
-        case.process_version.version,
-        "same",
-        "",
-        original_path=[str(t) for t in original],
-    )
-    engine = _ReplayEngine(dict(case.data or {}), current_app.config.get("SCRIPT_TIME_LIMIT", 1.0))
-    try:
-        wf = _replay_events(events, parsed, engine, result)
-        _compare_ending(case, wf, result)
-    except _Divergence as exc:
-        result.status, result.message, result.element = "different", exc.message, exc.element
-    except SpiffWorkflowException as exc:
-        task = getattr(exc, "task", None)
-        element = getattr(task.task_spec, "bpmn_id", None) if task else None
-        result.status, result.element = "failed", element
-        result.message = f"fails at {_title(task) if task else 'a step'}: {exc}"
-    except Exception as exc:  # noqa: BLE001 - any script or data error is this case's answer
-        result.status, result.message = "failed", f"fails: {type(exc).__name__}: {exc}"
-    if result.status == "same":
-        result.message = "takes the same path"
-    return result
+# --- migration --------------------------------------------------------------------------------
 
 
 def _title(task) -> str:
     spec = task.task_spec
     return repr(getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", None) or spec.name)
-
-
-def _ready(wf) -> list:
-    return wf.get_tasks(state=TaskState.READY, manual=True)
-
-
-def _replay_events(events: list[CaseEvent], parsed: ParsedProcess, engine, result) -> object:
-    from SpiffWorkflow.bpmn import BpmnWorkflow
-
-    from casemgr.engine.cases import _checked_start_data
-
-    started = next((e for e in events if e.kind == "case_started"), None)
-    if started is None:
-        raise _Divergence("the case has no recorded start")
-    with clock.as_of(started.at):
-        data = _checked_start_data(parsed.start_form, dict(started.detail.get("data") or {}))
-        wf = BpmnWorkflow(parsed.spec, parsed.subprocess_specs, script_engine=engine)
-        for task in wf.get_tasks(state=TaskState.READY):
-            task.data.update(data)
-        wf.do_engine_steps()
-    for event in events:
-        with clock.as_of(event.at):
-            if event.kind == "task_completed":
-                _replay_completion(wf, parsed, event, result)
-            elif event.kind == "timer_fired":
-                wf.refresh_waiting_tasks()
-                wf.do_engine_steps()
-            elif event.kind == "message_received":
-                name = str(event.detail.get("message"))
-                payload = dict(event.detail.get("payload") or {})
-                try:
-                    wf.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
-                except SpiffWorkflowException:
-                    raise _Divergence(
-                        f"the case received message {name!r} here; the draft {_waits(wf)}"
-                    ) from None
-                wf.do_engine_steps()
-    return wf
-
-
-def _replay_completion(wf, parsed: ParsedProcess, event: CaseEvent, result) -> None:
-    name = str(event.detail.get("task"))
-    ready = _ready(wf)
-    task = next((t for t in ready if t.task_spec.bpmn_id == name), None)
-    if task is None:
-        title = event.detail.get("title") or name
-        raise _Divergence(f"the case went on with {title!r}; the draft {_waits(wf)}", name)
-    info = parsed.human_tasks.get(name)
-    recorded = dict(event.detail.get("data") or {})
-    form_cls = forms.get_form_class(info.form_key if info else None)
-    clean = recorded
-    if form_cls is not None:
-        clean, errors = forms.validate(form_cls, recorded, context=dict(task.data))
-        if errors:
-            fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items())
-            raise _Divergence(
-                f"the form of {_title(task)} refuses the recorded values ({fields})", name
-            )
-    task.data.update(clean)
-    task.run()
-    result.replayed_path.append(name)
-    wf.do_engine_steps()
-
-
-def _waits(wf) -> str:
-    """Where a replayed workflow stands, in words."""
-    if wf.is_completed():
-        return "has already ended"
-    ready = [_title(t) for t in _ready(wf)]
-    if ready:
-        return f"asks for {', '.join(ready)}"
-    waiting = [
-        _title(t)
-        for t in wf.get_tasks(state=TaskState.WAITING)
-        if getattr(t.task_spec, "bpmn_id", None)
-    ]
-    return f"waits at {', '.join(waiting)}" if waiting else "is stuck"
-
-
-def _compare_ending(case: Case, wf, result: ReplayResult) -> None:
-    if not wf.is_completed():
-        raise _Divergence(f"the case ended here; the draft {_waits(wf)}")
-    outcome = str((wf.last_task.data if wf.last_task else {}).get("outcome") or "completed")[:80]
-    if case.outcome and outcome != case.outcome:
-        raise _Divergence(f"ends with outcome {outcome!r} instead of {case.outcome!r}")
-
-
-# --- migration --------------------------------------------------------------------------------
 
 
 @dataclass

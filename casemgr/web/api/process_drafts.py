@@ -47,10 +47,46 @@ SCHEMAS.update(
                 "title": {"type": "string"},
                 "version": {"type": "integer"},
                 "status": {"type": "string", "enum": ["same", "different", "failed"]},
+                "difference": {
+                    "type": ["string", "null"],
+                    "enum": [
+                        "waits_elsewhere",
+                        "ends_early",
+                        "still_waiting",
+                        "form",
+                        "outcome",
+                        "data",
+                        None,
+                    ],
+                    "description": "What differs, when the status is different",
+                },
                 "message": {"type": "string"},
                 "element": {"type": ["string", "null"]},
+                "expected": {
+                    "type": ["string", "null"],
+                    "description": "The task the case went on with, which the draft does not reach",
+                },
+                "waiting_at": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The elements the draft waits at instead",
+                },
                 "original_path": {"type": "array", "items": {"type": "string"}},
                 "replayed_path": {"type": "array", "items": {"type": "string"}},
+                "data_changes": {"type": "array", "items": ref("ReplayDataChange")},
+            },
+        },
+        "ReplayDataChange": {
+            "type": "object",
+            "required": ["field", "recorded", "replayed", "decision"],
+            "properties": {
+                "field": {"type": "string"},
+                "recorded": {"description": "The value the case ended with"},
+                "replayed": {"description": "The value the draft sets"},
+                "decision": {
+                    "type": "boolean",
+                    "description": "An output of a decision table the draft calls",
+                },
             },
         },
         "Replay": {
