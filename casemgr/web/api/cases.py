@@ -17,7 +17,7 @@ from casemgr.web.api import bp
 from casemgr.web.api.auth import current_api_user, json_body, token_required
 from casemgr.web.api.case_document import case_id_of, case_response
 from casemgr.web.api.errors import ApiError
-from casemgr.web.api.openapi import array_of, doc, ref
+from casemgr.web.api.openapi import PREFER_MINIMAL, array_of, doc, ref
 from casemgr.web.api.serializers import case_type_json
 
 # Ids are 32-bit integer columns on PostgreSQL; a larger number in a URL names nothing.
@@ -86,6 +86,7 @@ def _start_request(body: dict, user: User) -> tuple[str, dict]:
     json_body=ref("StartCase"),
     responses={201: ("The new case", ref("Case"))},
     errors=(403, 413, 422),
+    parameters=[PREFER_MINIMAL],
     headers={
         201: {"Location": {"schema": {"type": "string"}, "description": "the case's address"}}
     },
@@ -107,6 +108,7 @@ def create_case():
     "A case with its tasks and timeline",
     responses={200: ("The case", ref("Case"))},
     errors=(403, 404),
+    parameters=[PREFER_MINIMAL],
     tag="cases",
 )
 @token_required

@@ -55,6 +55,17 @@ def query(name: str, schema: dict, description: str) -> dict:
     }
 
 
+# The case document's short form (RFC 7240): no timeline, only the open tasks.
+PREFER_MINIMAL = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "enum": ["return=minimal", "return=representation"]},
+    "description": "return=minimal: the case without its timeline (events) and with its open "
+    "tasks only; the answer then carries Preference-Applied: return=minimal",
+}
+
+
 def doc(
     summary: str,
     *,
@@ -363,7 +374,8 @@ SCHEMAS: dict[str, dict] = {
     },
     "Case": {
         "type": "object",
-        "required": ["id", "case_type", "version", "status", "data", "tasks", "events"],
+        # "events" is left out only when the request said Prefer: return=minimal.
+        "required": ["id", "case_type", "version", "status", "data", "tasks"],
         "properties": {
             "id": {"type": "integer"},
             "case_type": {"type": "string"},

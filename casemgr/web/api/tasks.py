@@ -19,7 +19,7 @@ from casemgr.web.api.auth import current_api_user, json_body, token_required
 from casemgr.web.api.case_document import case_response
 from casemgr.web.api.cases import ids_in_range
 from casemgr.web.api.errors import ApiError
-from casemgr.web.api.openapi import array_of, doc, query, ref
+from casemgr.web.api.openapi import PREFER_MINIMAL, array_of, doc, query, ref
 from casemgr.web.api.serializers import task_json, task_summary
 
 DEFAULT_LIMIT = 50
@@ -216,6 +216,7 @@ def _form_data(body: dict, task_id: int, user: User) -> dict:
     body_required=False,
     responses={200: ("The case, run to its next wait state", ref("Case"))},
     errors=(403, 404, 409, 413, 422),
+    parameters=[PREFER_MINIMAL],
     tag="tasks",
 )
 @token_required
