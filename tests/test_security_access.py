@@ -577,3 +577,21 @@ def test_a_sales_rep_reaches_only_their_own_customers(app, api, sample):
     assert not failures, "\n".join(map(str, failures))
     assert web_client(app, "rep").get("/customers/C-REP").status_code == 200
     assert api.as_("rep").get("/api/v1/customers/C-REP").status_code == 200
+
+
+def test_another_persons_notification_and_saved_view_are_out_of_reach(app, api, sample):
+    from casemgr.models import Notification, SavedView
+
+    web = web_client(app, "spec")
+    assert web.post(f"/notifications/{sample.notification_id}/read").status_code == 404
+    web.post(f"/views/{sample.view_id}/delete")
+    deleted = api.as_("spec").client.delete(
+        f"/api/v1/views/{sample.view_id}",
+        headers={"Authorization": f"Bearer {api.tokens['spec']}"},
+    )
+    assert deleted.status_code in (403, 404)
+    with app.app_context():
+        assert db.session.get(Notification, sample.notification_id).read_at is None
+        assert db.session.get(SavedView, sample.view_id) is not None
+    listed = api.as_("spec").get("/api/v1/views").get_json()
+    assert sample.view_id not in [v["id"] for v in listed]
