@@ -7,7 +7,7 @@ linked cases, the customer's standing and notes, comments and attachments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,7 +49,6 @@ from casemgr.models import (
 )
 from casemgr.web.customers import may_read_customer
 from casemgr.web.helpers import (
-    TimelineEntry,
     case_type_names,
     data_items,
     error_page,
@@ -169,7 +168,7 @@ def render_case(case: Case, status: int = 200, **form_state) -> tuple[str, int]:
         data=data_items(case.data),
         open_tasks=[t for t in case.tasks if t.state == "open"],
         done_tasks=[t for t in case.tasks if t.state != "open"],
-        timeline=case_timeline(case),
+        timeline=timeline(case.events),
         now=datetime.now(UTC),
         diagram=diagram_view(case),
         linked=linked_cases(case, me),
@@ -249,22 +248,6 @@ def diagram_marks(case: Case) -> dict:
 
 
 # --- the rest of the page -------------------------------------------------------------------
-
-
-def case_timeline(case: Case) -> list[TimelineEntry]:
-    """The shared timeline, with comments and uploads said in words rather than by kind."""
-    events = sorted(case.events, key=lambda e: (e.at, e.id))  # the order timeline() uses
-    entries = timeline(events)
-    out = []
-    for event, entry in zip(events, entries, strict=True):
-        d = event.detail or {}
-        if event.kind == "comment":
-            entry = replace(entry, text=f"Commented: “{d.get('excerpt', '')}”")
-        elif event.kind == "attachment_added":
-            size = attachments.human_size(int(d.get("size") or 0))
-            entry = replace(entry, text=f"Attached “{d.get('filename', '')}” ({size})")
-        out.append(entry)
-    return out
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from werkzeug.datastructures import MultiDict
 from wtforms import BooleanField, DecimalField, Form, SelectFieldBase, SelectMultipleField
 
 from casemgr import forms
+from casemgr.attachments import human_size
 from casemgr.extensions import db
 from casemgr.forms.registry import formdata_from_json
 from casemgr.models import ROLES, CaseEvent, CaseType, Notification, User
@@ -287,6 +288,23 @@ def _event_text(kind: str, d: dict) -> str:
         "error": f"Error: {d.get('message', '')}",
         "warning": f"Warning: {d.get('message', '')}",
         "ledger": f"Ledger: {str(d.get('action', 'change')).replace('_', ' ')}",
+        "error_cleared": "An administrator cleared the error and let the case go on",
+        "follow_up_set": f"Set {title} aside until {utc(_parse(d.get('until')))}",
+        "follow_up_cleared": f"Brought {title} back into the work list",
+        "task_priority": f"Priority of {title}: {d.get('was', '?')} → {d.get('now', '?')}",
+        "task_delegated": f"Delegated {title} to {d.get('to')}",
+        "delegation_ended": f"Gave {title} back to {d.get('to')}",
+        "case_migrated": (
+            f"Moved to diagram version {d.get('to_version', '?')} "
+            f"(was {d.get('from_version', '?')})"
+        ),
+        "case_linked": f"Linked case {d.get('other_case', '?')} ({d.get('case_type', '')})",
+        "message_received": f"Received {str(d.get('message', 'a message')).replace('_', ' ')}",
+        "promise_broken": f"The customer broke a promise to pay {d.get('amount', '')}".rstrip(),
+        "attachment_added": (
+            f"Attached “{d.get('filename', '')}” ({human_size(int(d.get('size') or 0))})"
+        ),
+        "comment": f"Commented: “{d.get('excerpt', '')}”",
     }
     return texts.get(kind, kind.replace("_", " ").capitalize())
 
