@@ -3,20 +3,24 @@
 Trimming ``__builtins__`` is not a sandbox (``().__class__.__base__.__subclasses__()`` walks
 out of it), so code is compiled by RestrictedPython, which refuses imports, dunder and
 underscore names at compile time and routes attribute, item and iteration access through
-guards at run time. On top of that: a whitelist of builtins, guarded ``**`` and ``*`` so one
-expression cannot allocate gigabytes, and a wall-clock limit enforced by a trace function
-on the script's own frames.
+guards at run time. On top of that: a whitelist of builtins, and size guards on every
+operation that can build a huge value in one C call (``** * + << %``, f-string widths,
+``str.ljust``/``replace``/``join``…, ``sum`` of lists, ``Decimal`` exponents), because the
+wall-clock limit, a trace function on the script's own frames, only acts between opcodes.
 """
 
 from __future__ import annotations
 
 import ast
+import ctypes
+import decimal
 import math
 import operator
-import sys
+import re
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
@@ -37,6 +41,16 @@ from casemgr.engine import clock
 SCRIPT_FILENAME = "<casemgr-script>"
 MAX_POW_EXPONENT = 1000
 MAX_SEQUENCE = 100_000
+# Longest text or list one operation may build, and the largest number of bits of an int
+# (about 30,000 digits): far beyond any amount, far below what stalls the process.
+MAX_LENGTH = 1_000_000
+MAX_INT_BITS = 100_000
+# Widths and precisions in format specs and ``%`` formats.
+MAX_FORMAT_WIDTH = 1000
+# Decimals in scripts stay within 1e-1000 .. 1e1000: ``int(Decimal("1e99999999"))`` would
+# otherwise run for minutes inside one C call, out of reach of the time limit.
+MAX_DECIMAL_EXPONENT = 1000
+MAX_BUSINESS_HOURS = 10_000
 
 
 class ScriptRefused(Exception):
@@ -44,7 +58,12 @@ class ScriptRefused(Exception):
 
 
 class ScriptTimeout(Exception):
-    pass
+    """What the caller sees when a script ran past its time limit."""
+
+
+class _Expired(BaseException):
+    """Raised inside a running script at its deadline. A BaseException, so no handler a
+    script may write (``except Exception``; bare ``except:`` is refused) can swallow it."""
 
 
 class _Policy(RestrictingNodeTransformer):
@@ -64,36 +83,244 @@ class _Policy(RestrictingNodeTransformer):
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         node = self.node_contents_visit(node)
-        guard = {ast.Pow: "_pow_", ast.Mult: "_mul_"}.get(type(node.op))
+        guard = _BINOP_GUARDS.get(type(node.op))
         if guard is None:
             return node
         func = ast.copy_location(ast.Name(id=guard, ctx=ast.Load()), node)
         call = ast.Call(func=func, args=[node.left, node.right], keywords=[])
         return ast.fix_missing_locations(ast.copy_location(call, node))
 
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
+        if node.type is None:
+            self.error(node, "a bare except: is not allowed; name it, e.g. except ValueError:")
+        return super().visit_ExceptHandler(node)
+
+    def visit_Try(self, node: ast.Try) -> ast.AST:
+        """``return``/``break``/``continue`` in a ``finally`` would swallow the time limit."""
+        for stmt in node.finalbody:
+            for inner in ast.walk(stmt):
+                if isinstance(inner, ast.Return | ast.Break | ast.Continue):
+                    self.error(inner, "return, break and continue are not allowed in finally")
+        return super().visit_Try(node)
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
+        """``f"{x!r:>{w}}"`` becomes ``f"{_format_(x, 'r', f'>{w}')}"``: the spec is checked."""
+        node = self.node_contents_visit(node)
+        conversion = chr(node.conversion) if node.conversion > 0 else ""
+        spec = node.format_spec or ast.Constant(value="")
+        func = ast.Name(id="_format_", ctx=ast.Load())
+        call = ast.Call(func=func, args=[node.value, ast.Constant(conversion), spec], keywords=[])
+        new = ast.FormattedValue(value=call, conversion=-1, format_spec=None)
+        return ast.fix_missing_locations(ast.copy_location(new, node))
+
+
+_BINOP_GUARDS = {
+    ast.Pow: "_pow_",
+    ast.Mult: "_mul_",
+    ast.Add: "_add_",
+    ast.LShift: "_lshift_",
+    ast.Mod: "_mod_",
+}
+_SIZED = (str, bytes, bytearray, list, tuple)
+
+
+def _too_big(what: str) -> ValueError:
+    return ValueError(f"{what} would be too large for a process script")
+
 
 def _guarded_pow(base, exp):
     if isinstance(exp, int | float | Decimal) and abs(exp) > MAX_POW_EXPONENT:
         raise ValueError(f"exponent {exp} is larger than {MAX_POW_EXPONENT}")
+    if isinstance(base, int) and isinstance(exp, int) and base.bit_length() * exp > MAX_INT_BITS:
+        raise _too_big("the result of **")
     return base**exp
 
 
 def _guarded_mul(left, right):
     for seq, count in ((left, right), (right, left)):
-        sized = isinstance(seq, str | list | tuple | bytes) and isinstance(count, int)
+        sized = isinstance(seq, _SIZED) and isinstance(count, int)
         if sized and len(seq) * count > MAX_SEQUENCE:
-            raise ValueError("result of * would be too large")
+            raise _too_big("the result of *")
+    both_int = isinstance(left, int) and isinstance(right, int)
+    if both_int and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+        raise _too_big("the result of *")
     return left * right
 
 
+def _guarded_add(left, right):
+    sized = isinstance(left, _SIZED) and isinstance(right, _SIZED)
+    if sized and len(left) + len(right) > MAX_LENGTH:
+        raise _too_big("the result of +")
+    return left + right
+
+
+def _guarded_lshift(left, right):
+    both_int = isinstance(left, int) and isinstance(right, int)
+    if both_int and (right > MAX_INT_BITS or left.bit_length() + right > MAX_INT_BITS):
+        raise _too_big("the result of <<")
+    return left << right
+
+
+# A conversion of printf-style formatting: %[(key)][flags][width][.precision][length]type
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?.", re.DOTALL)
+
+
+def _check_width(number: str) -> None:
+    if number == "*":
+        raise ValueError("'*' widths are not allowed in process scripts; write the number")
+    if number and int(number) > MAX_FORMAT_WIDTH:
+        raise ValueError(f"format width {number} is larger than {MAX_FORMAT_WIDTH}")
+
+
+def _guarded_mod(left, right):
+    if isinstance(left, str | bytes):
+        text = left.decode("latin-1") if isinstance(left, bytes) else left
+        for match in _PERCENT_SPEC.finditer(text):
+            _check_width(match.group(1))
+            _check_width(match.group(2) or "")
+    return left % right
+
+
+def _format(value, conversion: str, spec: str) -> str:
+    """One f-string field: widths and precisions bounded, then Python's own formatting."""
+    if conversion == "r":
+        value = repr(value)
+    elif conversion == "s":
+        value = str(value)
+    elif conversion == "a":
+        value = ascii(value)
+    for number in re.findall(r"\d+", spec):
+        _check_width(number)
+    return format(value, spec)
+
+
+def _checked_decimal(value: Decimal) -> Decimal:
+    if value.is_finite() and value and abs(value.adjusted()) > MAX_DECIMAL_EXPONENT:
+        raise ValueError(
+            f"Decimal exponent {value.adjusted()} is outside ±{MAX_DECIMAL_EXPONENT} "
+            "in process scripts"
+        )
+    return value
+
+
+class _DecimalType(type):
+    """``Decimal`` as scripts see it: the real type for ``isinstance``, checked when called."""
+
+    def __instancecheck__(cls, instance) -> bool:
+        return isinstance(instance, Decimal)
+
+    def __call__(cls, value="0", context=None) -> Decimal:
+        if isinstance(value, str) and len(value) > 200:
+            raise _too_big("the Decimal")
+        return _checked_decimal(Decimal(value, context))
+
+    def __getattr__(cls, name: str):
+        return getattr(Decimal, name)
+
+
+class GuardedDecimal(metaclass=_DecimalType):
+    pass
+
+
+def _decimal_context() -> decimal.Context:
+    """Arithmetic in scripts overflows past 1e1000 instead of building huge numbers."""
+    context = decimal.getcontext().copy()
+    context.Emax = MAX_DECIMAL_EXPONENT
+    context.Emin = -MAX_DECIMAL_EXPONENT
+    return context
+
+
+def _guarded_sum(iterable, start=0):
+    if not isinstance(start, int | float | Decimal):
+        raise TypeError("sum() adds numbers in process scripts; use + or str.join for the rest")
+    return sum(iterable, start)
+
+
+def _checked_result_length(length: int) -> None:
+    if length > MAX_LENGTH:
+        raise _too_big("the result")
+
+
+def _sized_width(method):
+    def call(width, *args):
+        if isinstance(width, int):
+            _checked_result_length(width)
+        return method(width, *args)
+
+    return call
+
+
+def _sized_replace(obj, method):
+    def call(old, new, count=-1):
+        if isinstance(old, str | bytes) and isinstance(new, str | bytes):
+            found = len(obj) + 1 if not old else obj.count(old)
+            if isinstance(count, int) and count >= 0:
+                found = min(found, count)
+            _checked_result_length(len(obj) + found * (len(new) - len(old)))
+        return method(old, new, count)
+
+    return call
+
+
+def _sized_expandtabs(obj, method):
+    def call(tabsize=8):
+        if isinstance(tabsize, int):
+            tabs = obj.count("\t" if isinstance(obj, str) else b"\t")
+            _checked_result_length(len(obj) + tabs * tabsize)
+        return method(tabsize)
+
+    return call
+
+
+def _sized_join(obj, method):
+    def call(iterable):
+        items = list(iterable)
+        sizes = sum(len(i) for i in items if isinstance(i, str | bytes))
+        _checked_result_length(sizes + len(obj) * max(len(items) - 1, 0))
+        return method(items)
+
+    return call
+
+
+def _sized_extend(obj, method):
+    def call(iterable):
+        if hasattr(iterable, "__len__"):
+            _checked_result_length(len(obj) + len(iterable))
+        return method(iterable)
+
+    return call
+
+
+_SIZED_METHODS = {
+    "ljust": lambda _obj, m: _sized_width(m),
+    "rjust": lambda _obj, m: _sized_width(m),
+    "center": lambda _obj, m: _sized_width(m),
+    "zfill": lambda _obj, m: _sized_width(m),
+    "replace": _sized_replace,
+    "expandtabs": _sized_expandtabs,
+    "join": _sized_join,
+    "extend": _sized_extend,
+}
+
+
+def _guarded_getattr(obj, name, default=None):
+    """RestrictedPython's attribute guard, plus size checks on text and list methods."""
+    if name == "mro":  # the way from a class to object, and on to BaseException
+        raise AttributeError('"mro" is not available in process scripts')
+    value = safer_getattr(obj, name, default)
+    wrap = _SIZED_METHODS.get(name) if isinstance(obj, _SIZED) else None
+    return wrap(obj, value) if wrap is not None and callable(value) else value
+
+
 _INPLACE = {
-    "+=": operator.add,
+    "+=": _guarded_add,
     "-=": operator.sub,
     "*=": _guarded_mul,
     "/=": operator.truediv,
     "//=": operator.floordiv,
-    "%=": operator.mod,
+    "%=": _guarded_mod,
     "**=": _guarded_pow,
+    "<<=": _guarded_lshift,
 }
 
 
@@ -104,8 +331,21 @@ def _inplacevar(op: str, x, y):
 
 
 def _money(value) -> Decimal:
-    """Round to cents the way finance does (half up), from a number or a string."""
-    return Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    """Round to cents the way finance does (half up), from a number or a string.
+
+    NaN, infinity and what is no number are a ValueError naming the value: ``decimal`` would
+    let NaN through into case data and say only "[<class 'decimal.InvalidOperation'>]".
+    """
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"money() needs a number, not {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"money() needs a finite amount, not {value!r}")
+    try:
+        return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than the context's precision holds
+        raise ValueError(f"money() amount {value!r} is too large") from None
 
 
 def _today() -> date:
@@ -113,7 +353,13 @@ def _today() -> date:
 
 
 def _business_hours_from_now(hours: int) -> str:
-    """An ISO datetime `hours` business hours (Mon-Fri, 09:00-17:00 UTC) from now."""
+    """An ISO datetime `hours` business hours (Mon-Fri, 09:00-17:00 UTC) from now.
+
+    Bounded: this loop runs in our frames, which the script's time limit does not watch."""
+    if isinstance(hours, bool) or not isinstance(hours, int):
+        raise TypeError("business_hours_from_now() takes a whole number of hours")
+    if not 0 <= hours <= MAX_BUSINESS_HOURS:
+        raise ValueError(f"business_hours_from_now() takes 0 to {MAX_BUSINESS_HOURS} hours")
     moment = clock.now().replace(second=0, microsecond=0)
     remaining = timedelta(hours=hours)
     while remaining > timedelta(0):
@@ -164,9 +410,10 @@ _SAFE_BUILTINS = {
     )
 }
 _SAFE_BUILTINS["range"] = limited_range
+_SAFE_BUILTINS["sum"] = _guarded_sum
 
 HELPERS: dict[str, Any] = {
-    "Decimal": Decimal,
+    "Decimal": GuardedDecimal,
     "money": _money,
     "date": date,
     "datetime": datetime,
@@ -181,7 +428,7 @@ HELPERS: dict[str, Any] = {
 
 _GUARDS: dict[str, Any] = {
     "__builtins__": _SAFE_BUILTINS,
-    "_getattr_": safer_getattr,
+    "_getattr_": _guarded_getattr,
     "_getitem_": default_guarded_getitem,
     "_getiter_": default_guarded_getiter,
     "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
@@ -190,6 +437,10 @@ _GUARDS: dict[str, Any] = {
     "_inplacevar_": _inplacevar,
     "_pow_": _guarded_pow,
     "_mul_": _guarded_mul,
+    "_add_": _guarded_add,
+    "_lshift_": _guarded_lshift,
+    "_mod_": _guarded_mod,
+    "_format_": _format,
 }
 
 
@@ -225,32 +476,86 @@ def check_code(source: str, mode: str = "exec") -> list[str]:
     return []
 
 
-class _Deadline:
-    """A trace function that stops a script running past its wall-clock limit."""
+class _Watchdog:
+    """One daemon thread that interrupts scripts past their deadline.
 
-    def __init__(self, seconds: float):
-        self.deadline = time.monotonic() + seconds
+    A trace function cannot do it: CPython unsets the trace when the trace function raises,
+    so a script that catches the first timeout (or runs a loop in a ``finally``) would go on
+    untraced for ever. The watchdog instead raises ``_Expired`` asynchronously in the
+    script's thread (``PyThreadState_SetAsyncExc``), checked by the interpreter at every
+    loop back-jump and call, and again every ``REPEAT`` seconds until the script has left.
+    """
 
-    def __call__(self, frame, event, arg):
-        if frame.f_code.co_filename != SCRIPT_FILENAME:
-            return None
-        # Opcode events too: `while True: pass` on one line raises no line events.
-        frame.f_trace_opcodes = True
-        return self._local
+    REPEAT = 0.05
 
-    def _local(self, frame, event, arg):
-        if time.monotonic() > self.deadline:
-            raise ScriptTimeout("script exceeded its time limit")
-        return self._local
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._deadlines: dict[int, float] = {}
+        self._fired: set[int] = set()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> None:
+        ident = threading.get_ident()
+        with self._cond:
+            self._deadlines[ident] = time.monotonic() + seconds
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="casemgr-script-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        ident = threading.get_ident()
+        with self._cond:
+            self._deadlines.pop(ident, None)
+            if ident in self._fired:
+                self._fired.discard(ident)
+                _async_raise(ident, None)  # drop an interrupt not yet delivered
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for ident, deadline in list(self._deadlines.items()):
+                    if deadline <= now:
+                        _async_raise(ident, _Expired)
+                        self._fired.add(ident)
+                        self._deadlines[ident] = now + self.REPEAT
+                wait = min(self._deadlines.values(), default=now + 60) - now
+                self._cond.wait(timeout=max(wait, 0.001))
+
+
+def _async_raise(ident: int, exc_type: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(exc_type) if exc_type else None
+    )
+
+
+_watchdog = _Watchdog()
 
 
 def _run_with_deadline(fn, seconds: float):
-    previous = sys.gettrace()
-    sys.settrace(_Deadline(seconds))
     try:
-        return fn()
+        return _run_armed(fn, seconds)
+    except _Expired:
+        raise ScriptTimeout(f"script exceeded its time limit of {seconds:g} s") from None
+
+
+def _run_armed(fn, seconds: float):
+    _watchdog.arm(seconds)
+    try:
+        with decimal.localcontext(_decimal_context()):
+            return fn()
     finally:
-        sys.settrace(previous)
+        # An interrupt may land while disarming; disarm until it sticks, or the watchdog
+        # would go on interrupting this thread after the script has left.
+        while True:
+            try:
+                _watchdog.disarm()
+                break
+            except _Expired:
+                continue
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
