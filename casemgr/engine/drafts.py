@@ -27,6 +27,7 @@ from datetime import datetime
 
 from lxml import etree
 from SpiffWorkflow import TaskState
+from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -743,29 +744,66 @@ def check_migration(case: Case, target: ProcessVersion) -> MigrationCheck:
 
 
 def _migration_problems(wf, parsed: ParsedProcess, number: int) -> list[str]:
-    visible: list[str] = []
+    """Why the case cannot move, once per element: where it waits comes before where it was.
+
+    An element is often several engine tasks (a multi-instance task and its instances, a
+    task and its boundary events' split and join); the person sees one step, by its name.
+    """
+    gone: dict[str, dict] = {}  # element -> {"name", "waiting"}
+    retyped: list[str] = []
+    joins: list[str] = []  # shown unless a branch is gone already (the same change, twice)
     internal: list[str] = []  # the engine's own steps (boundary splits, joins) of an element
     for workflow, spec_name in _workflows(wf):
         new_spec = _target_spec(parsed, spec_name)
         live = [t for t in workflow.tasks.values() if not t.state & _PREDICTED]
         if new_spec is None:
             if any(t.state & _UNFINISHED for t in live):
-                visible.append(
+                retyped.append(
                     f"it is inside subprocess {spec_name!r}, which version {number} no longer has"
                 )
             continue
         for task in live:
             spec = task.task_spec
             other = new_spec.task_specs.get(spec.name)
-            found = visible if getattr(spec, "bpmn_id", None) else internal
-            if other is None:
-                where = "waits at" if task.state & _UNFINISHED else "has passed through"
-                found.append(f"it {where} {_title(task)}, which version {number} no longer has")
+            element = getattr(spec, "bpmn_id", None)
+            if other is None and element:
+                seen = gone.setdefault(element, {"name": None, "waiting": False})
+                seen["name"] = seen["name"] or getattr(spec, "bpmn_name", None)
+                seen["waiting"] |= bool(task.state & _UNFINISHED)
+            elif other is None:
+                internal.append(
+                    f"it has passed through {_title(task)}, which version {number} no longer has"
+                )
             elif type(other).__name__ != type(spec).__name__:
-                found.append(
+                retyped.append(
                     f"{_title(task)} is now a {type(other).__name__}, not a {type(spec).__name__}"
                 )
-    return list(dict.fromkeys(visible or internal))
+            elif problem := _join_gains_branches(task, other):
+                joins.append(problem)
+    visible = [
+        f"it {'waits at' if seen['waiting'] else 'has passed through'} "
+        f"{seen['name'] or element!r}, which version {number} no longer has"
+        for element, seen in sorted(gone.items(), key=lambda item: not item[1]["waiting"])
+    ]
+    return list(dict.fromkeys([*visible, *retyped, *([] if visible else joins)] or internal))
+
+
+def _join_gains_branches(task, new_spec) -> str | None:
+    """A parallel join the case is already inside (its split has run) that the new version
+    gives more incoming branches would wait for ever for the ones the case never started."""
+    if not isinstance(new_spec, ParallelGateway) or not task.state & (
+        TaskState.FUTURE | TaskState.WAITING
+    ):
+        return None
+    before = {spec.name for spec in task.task_spec.inputs}
+    added = [spec for spec in new_spec.inputs if spec.name not in before]
+    if not added:
+        return None
+    names = ", ".join(repr(getattr(s, "bpmn_name", None) or s.bpmn_id or s.name) for s in added)
+    return (
+        f"{_title(task)} would also wait for {names}, which this case never started "
+        "(the parallel split before it has run)"
+    )
 
 
 def migrate_case(case: Case, target: ProcessVersion, user: User | None) -> MigrationCheck:
@@ -821,11 +859,10 @@ def _repoint(workflow, new_spec) -> None:
         if task.id not in workflow.tasks or not task.state & (TaskState.READY | TaskState.WAITING):
             continue
         # Children were predicted from the old flow; keep the task (its id, data and timer
-        # moment) and predict again from the new one.
+        # moment) and predict again from the new one, all the way down as SpiffWorkflow does
+        # for a new workflow: a join or a subprocess's end only finds what was predicted.
         task._drop_children(force=True)
-        task.task_spec._predict(
-            task, mask=TaskState.PREDICTED_MASK | TaskState.READY | TaskState.WAITING
-        )
+        task.task_spec._predict(task, mask=TaskState.NOT_FINISHED_MASK)
 
 
 def _refresh_open_tasks(case: Case, parsed: ParsedProcess) -> list[dict]:
