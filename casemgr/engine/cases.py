@@ -15,7 +15,14 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from casemgr import forms
 from casemgr.engine import access, clock
-from casemgr.engine.errors import CaseBroken, Conflict, Forbidden, Invalid, NotFound
+from casemgr.engine.errors import (
+    CaseBroken,
+    Conflict,
+    CorruptCaseState,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
 from casemgr.engine.indexing import sync_case
 from casemgr.engine.processes import parsed_for
 from casemgr.engine.step import StepContext, current_step
@@ -69,7 +76,7 @@ def _advance(case: Case, actor: User | None, ctx: StepContext, act: Callable) ->
     parsed = parsed_for(case.process_version)
     token = current_step.set(ctx)
     try:
-        wf = load(case.workflow_json) if case.workflow_json else None
+        wf = load(case.workflow_json, case.id) if case.workflow_json else None
         wf = act(wf, parsed) or wf
         wf.do_engine_steps()
         sync_case(case, wf, parsed, ctx)
@@ -238,6 +245,7 @@ def _touch(case: Case) -> None:
 def claim_task(task_id: int, user: User) -> TaskRecord:
     row = get_task(task_id, user)
     check_can_work(row, user)
+    _refuse_damaged(row.case)
     if row.assignee_id == user.id:
         return row
     row.assignee = user
@@ -355,10 +363,13 @@ def complete_task(task_id: int, data: dict | None, user: User) -> Case:
     case_id = case.id
     try:
         _advance(case, user, ctx, act)
-    except CaseBroken:
+    except CaseBroken as exc:
         # The person's attempt failed (e.g. the ledger refused an amount); the task stays
-        # open and they see why. Only unattended steps (timers) flag the case for an admin.
+        # open and they see why. Only unattended steps (timers) flag the case for an admin,
+        # and a damaged stored state, which no retry by the person can get past.
         db.session.rollback()
+        if isinstance(exc, CorruptCaseState):
+            _flag_broken(case_id, exc.flag_message)
         raise
     except StaleDataError:
         db.session.rollback()
@@ -370,10 +381,23 @@ def complete_task(task_id: int, data: dict | None, user: User) -> Case:
     return case
 
 
+def _refuse_damaged(case: Case) -> None:
+    """A case whose stored workflow does not load takes no work until an admin repairs it."""
+    try:
+        if CorruptCaseState.is_flag(case.broken):
+            raise CorruptCaseState(case.broken[len(CorruptCaseState.FLAG_PREFIX) :], case.id)
+        if case.workflow_json:
+            load(case.workflow_json, case.id)
+    except CorruptCaseState as exc:
+        db.session.rollback()
+        _flag_broken(case.id, exc.flag_message)
+        raise
+
+
 def _flag_broken(case_id: int, message: str) -> None:
     """Record, in its own transaction, that a case's diagram failed; the step itself is undone."""
     case = db.session.get(Case, case_id)
-    if case is None:
+    if case is None or case.broken == message:
         return
     case.broken = message
     db.session.add(
@@ -449,7 +473,7 @@ def wake_case(case_id: int, moment: datetime) -> bool:
             _advance(case, None, ctx, act)
         except CaseBroken as exc:
             db.session.rollback()
-            _flag_broken(case_id, exc.message)
+            _flag_broken(case_id, exc.flag_message)
             return False
         ctx.record("timer_fired", due=before.isoformat())
         _write_events(case, ctx)

@@ -26,6 +26,7 @@ from flask import current_app
 from lxml import etree
 from SpiffWorkflow import TaskState
 
+from casemgr.engine.errors import CorruptCaseState
 from casemgr.engine.processes import parsed_for
 from casemgr.engine.specs import DiagramError, checked_xml
 from casemgr.engine.workflows import load, timer_due_at, waiting_timers
@@ -65,9 +66,9 @@ def workflow_marks(case: Case) -> WorkflowMarks:
     if not case.workflow_json:
         return WorkflowMarks(failed=failed, loaded=False)
     try:
-        wf = load(case.workflow_json)
-    except Exception:  # noqa: BLE001 - any corrupt JSON or spec mismatch: show the rest
-        current_app.logger.exception("case %s: workflow not loadable for its diagram", case.id)
+        wf = load(case.workflow_json, case.id)
+    except CorruptCaseState as exc:  # flagged when someone acts on it; show the rest
+        current_app.logger.warning("case %s: no diagram marks: %s", case.id, exc.reason)
         return WorkflowMarks(failed=failed, loaded=False)
     completed: set[str] = set()
     for workflow in (wf, *getattr(wf, "subprocesses", {}).values()):

@@ -13,6 +13,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from casemgr.engine.compaction import compact
+from casemgr.engine.errors import CorruptCaseState
 from casemgr.engine.scripts import ScriptEngine
 from casemgr.engine.serialization import serializer
 from casemgr.engine.specs import ParsedProcess
@@ -29,11 +30,32 @@ def new_workflow(parsed: ParsedProcess, data: dict) -> BpmnWorkflow:
     return wf
 
 
-def load(workflow_json: str) -> BpmnWorkflow:
-    wf = serializer.deserialize_json(workflow_json)
+def load(workflow_json: str, case_id: int | None = None) -> BpmnWorkflow:
+    """The one place a stored workflow is read: any damage becomes CorruptCaseState."""
+    try:
+        wf = serializer.deserialize_json(workflow_json)
+        if not isinstance(wf, BpmnWorkflow):
+            raise TypeError(f"the stored state is a {type(wf).__name__}, not a workflow")
+        _check_structure(wf)
+    except RecursionError:
+        raise CorruptCaseState("the stored workflow is nested too deeply", case_id) from None
+    except Exception as exc:  # noqa: BLE001 - bad JSON, a wrong shape or an unknown spec
+        raise CorruptCaseState(f"{type(exc).__name__}: {exc}"[:500], case_id) from exc
     # A deserialized workflow comes back with the default, unrestricted engine.
     wf.script_engine = script_engine()
     return wf
+
+
+def _check_structure(wf: BpmnWorkflow) -> None:
+    """What the deserializer lets through: a missing tree, tasks of specs the spec lacks."""
+    for workflow in (wf, *wf.subprocesses.values()):
+        if workflow.task_tree is None:
+            raise ValueError("a workflow in the stored state has no task tree")
+        specs = workflow.spec.task_specs
+        for task in workflow.tasks.values():
+            if specs.get(task.task_spec.name) is not task.task_spec:
+                raise ValueError(f"a task runs {task.task_spec.name!r}, which its spec lacks")
+    wf.get_tasks()  # walks the tree: a broken parent or child link fails here
 
 
 def dump(wf: BpmnWorkflow) -> str:
