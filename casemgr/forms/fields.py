@@ -10,17 +10,33 @@ from wtforms.validators import Regexp, ValidationError
 MAX_AMOUNT = Decimal("100000000.00")
 
 
+def decimal_places(value: Decimal) -> int:
+    """Decimals that carry a digit: 12.340 has 2, 1200 and 0.000 have none."""
+    _sign, digits, exponent = value.as_tuple()
+    significant = "".join(map(str, digits)).rstrip("0")
+    if not significant or not isinstance(exponent, int):
+        return 0
+    return max(0, -(exponent + len(digits) - len(significant)))
+
+
 class FiniteDecimalField(DecimalField):
-    """A DecimalField that refuses NaN and Infinity, which Decimal accepts but money is not."""
+    """A DecimalField that refuses NaN and Infinity, which Decimal accepts but money is not,
+    and more decimals than ``places``: the form's clean value is quantized to ``places``, so
+    12.345 would otherwise become 12.34 without anyone being told."""
 
     def process_formdata(self, valuelist):
         if valuelist and not str(valuelist[0]).strip():
             self.data = None  # an empty optional amount is no amount, not a format error
             return
         super().process_formdata(valuelist)
-        if self.data is not None and not self.data.is_finite():
+        if self.data is None:
+            return
+        if not self.data.is_finite():
             self.data = None
             raise ValueError(self.gettext("Not a valid decimal value."))
+        if self.places is not None and decimal_places(self.data) > self.places:
+            self.data = None
+            raise ValueError(f"Enter at most {self.places} decimals, e.g. 12.50.")
 
 
 class MoneyRange:

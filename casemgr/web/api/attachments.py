@@ -170,7 +170,13 @@ def list_attachments(case_id: int):
 @bp.get("/cases/<int:case_id>/attachments/<int:attachment_id>")
 @doc(
     "Download an attachment",
-    responses={200: ("The file, as an attachment", {"type": "string"}, "application/octet-stream")},
+    responses={
+        200: (
+            "The file, as an attachment, with its detected type",
+            {"type": "string"},
+            tuple(kind.content_type for kind in attachments.KINDS.values()),
+        )
+    },
     errors=(403, 404),
     tag="cases",
 )

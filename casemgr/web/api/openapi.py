@@ -23,8 +23,10 @@ XML = "application/xml"
 # How a view behind token_required looks from outside: the wrapper's code object.
 _TOKEN_WRAPPER_CODE = token_required(lambda: None).__code__
 _RULE_ARG = re.compile(
-    r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>"
+    r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\((?P<args>[^)]*)\))?:)?"
+    r"(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>"
 )
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
 _CONVERTER_SCHEMAS = {"int": {"type": "integer"}, "float": {"type": "number"}}
 _ERROR_TEXT = {
     400: "The body is not JSON (or not a JSON object)",
@@ -81,8 +83,9 @@ def doc(
 ) -> Callable:
     """Attach OpenAPI metadata to a view.
 
-    ``responses`` maps a status to (text, schema) or (text, schema, media type); the error
-    statuses in ``errors`` (plus 401 behind a token and 400 with a JSON body) share one shape.
+    ``responses`` maps a status to (text, schema) or (text, schema, media type or a tuple of
+    them); the error statuses in ``errors`` (plus 401 behind a token, 400 with a JSON body and
+    404 with a path parameter) share one shape.
     """
 
     def decorate(view: Callable) -> Callable:
@@ -103,12 +106,19 @@ def doc(
     return decorate
 
 
+def _converter_schema(converter: str, args: str) -> dict:
+    """``any('a','b')`` matches only its words: the document lists them."""
+    if converter == "any":
+        return {"type": "string", "enum": [a or b for a, b in _QUOTED.findall(args)]}
+    return dict(_CONVERTER_SCHEMAS.get(converter, {"type": "string"}))
+
+
 def _path_and_parameters(rule: str) -> tuple[str, list[dict]]:
     params = []
     for match in _RULE_ARG.finditer(rule):
-        schema = _CONVERTER_SCHEMAS.get(match.group("converter") or "", {"type": "string"})
+        schema = _converter_schema(match.group("converter") or "", match.group("args") or "")
         params.append(
-            {"name": match.group("name"), "in": "path", "required": True, "schema": dict(schema)}
+            {"name": match.group("name"), "in": "path", "required": True, "schema": schema}
         )
     return _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule), params
 
@@ -145,11 +155,15 @@ def _documented(meta: dict, path_params: list[dict]) -> dict:
     for status, (text, schema, *media) in meta["responses"].items():
         answer: dict[str, Any] = {"description": text}
         if schema is not None:
-            answer["content"] = _content(media[0] if media else JSON, schema)
+            types = media[0] if media else JSON  # one media type, or a tuple of them
+            for media_type in (types,) if isinstance(types, str) else types:
+                answer.setdefault("content", {}).update(_content(media_type, schema))
         if status in meta["headers"]:
             answer["headers"] = meta["headers"][status]
         responses[str(status)] = answer
     statuses = set(meta["errors"])
+    if path_params:  # a value in the path that names nothing (or matches no route) is a 404
+        statuses.add(404)
     if meta["auth"]:
         statuses.add(401)
     if meta["json_body"] is not None:

@@ -550,6 +550,9 @@ def decide():
         errors["comment"] = ["must be a string"]
     if comments is not None and not isinstance(comments, dict):
         errors["comments"] = ["must be an object of task id to comment"]
+    elif comments and not all(isinstance(text, str) for text in comments.values()):
+        # Not dropped silently in favour of `comment`: the caller meant that task's own words.
+        errors["comments"] = ["each comment must be a string"]
     if errors:
         raise ApiError(422, "invalid decision", errors)
     results = worklist.decide(tasks, action, current_api_user(), comment or "", comments)
