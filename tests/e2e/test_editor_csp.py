@@ -80,6 +80,12 @@ def test_the_decision_table_editor_applies_its_styles_without_a_csp_violation(ow
     handle.dispatch_event("dragstart", {"dataTransfer": transfer})
     handle.dispatch_event("dragend", {"dataTransfer": transfer})
 
+    # The requirements diagram (diagram-js) draws its own logo and context pad.
+    page.click("[data-dmn-views] button:has-text('Requirements diagram')")
+    expect(page.locator("#canvas .dmn-drd-container")).to_be_visible()
+    page.locator("#canvas g.djs-element[data-element-id='credit_route']").click()
+    expect(page.locator("#canvas .djs-context-pad")).to_be_visible()
+
     assert violations(page) == []
 
 
