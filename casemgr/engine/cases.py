@@ -201,6 +201,18 @@ def read_task(task_id: int, user: User) -> TaskRecord:
     return row
 
 
+def task_to_change(task_id: int, user: User) -> TaskRecord:
+    """get_task for an action that changes the task: the case is read again, then the task.
+    A change committed before the task's read shows in it (a 409 from the checks); one after
+    the case's read fails the case's version check at commit (a 409 too). Read the other way
+    round, a request that read the task just before another person's claim committed passed
+    with a fresh case and a stale task, and took the task over (found by bench/load.py)."""
+    row = get_task(task_id, user)
+    db.session.refresh(row.case)
+    db.session.refresh(row)
+    return row
+
+
 def four_eyes_violation(row: TaskRecord, user: User) -> str | None:
     if not row.four_eyes:
         return None
@@ -243,7 +255,7 @@ def _touch(case: Case) -> None:
 
 
 def claim_task(task_id: int, user: User) -> TaskRecord:
-    row = get_task(task_id, user)
+    row = task_to_change(task_id, user)
     check_can_work(row, user)
     _refuse_damaged(row.case)
     if row.assignee_id == user.id:
@@ -264,7 +276,7 @@ def claim_task(task_id: int, user: User) -> TaskRecord:
 
 
 def unclaim_task(task_id: int, user: User, reason: str = "") -> TaskRecord:
-    row = get_task(task_id, user)
+    row = task_to_change(task_id, user)
     if row.assignee_id != user.id and not access.can_manage_tasks(user):
         raise Forbidden("only the assignee, a credit manager or an admin may unclaim a task")
     if row.state != "open":
@@ -286,7 +298,7 @@ def unclaim_task(task_id: int, user: User, reason: str = "") -> TaskRecord:
 
 
 def assign_task(task_id: int, username: str, user: User, reason: str = "") -> TaskRecord:
-    row = get_task(task_id, user)
+    row = task_to_change(task_id, user)
     if not access.can_manage_tasks(user):
         raise Forbidden("only a credit manager or an admin may assign tasks")
     if row.state != "open":
@@ -330,7 +342,7 @@ def assign_task(task_id: int, username: str, user: User, reason: str = "") -> Ta
 
 def complete_task(task_id: int, data: dict | None, user: User) -> Case:
     """Validate against the task's form, complete it, run to the next wait state."""
-    row = get_task(task_id, user)
+    row = task_to_change(task_id, user)
     check_can_work(row, user)
     case = row.case
     form_cls = forms.get_form_class(row.form_key)
