@@ -103,6 +103,7 @@ class Stats:
     failures: Counter = field(default_factory=Counter)  # "kind: status/exception" for errors
     conflicts: Counter = field(default_factory=Counter)  # "kind: reason" for 409s
     idle: int = 0
+    lost_claims: int = 0  # claimed (200), then the completion was refused 409: must be 0
 
     def merge(self, other: Stats) -> None:
         for kind, values in other.seconds.items():
@@ -112,6 +113,7 @@ class Stats:
         self.failures.update(other.failures)
         self.conflicts.update(other.conflicts)
         self.idle += other.idle
+        self.lost_claims += other.lost_claims
 
 
 def outcome_of(status: int | None) -> str:
@@ -198,7 +200,9 @@ class Person(threading.Thread, metaclass=ABCMeta):
         status, _ = self.call("claim", "POST", f"/tasks/{task_id}/claim")
         if status != 200:
             return
-        self.call(kind, "POST", f"/tasks/{task_id}/complete", {"data": data})
+        status, _ = self.call(kind, "POST", f"/tasks/{task_id}/complete", {"data": data})
+        if status == 409:
+            self.stats.lost_claims += 1  # someone took over or completed a task this person held
 
 
 class Specialist(Person):
@@ -476,6 +480,7 @@ def report(stats: Stats, seconds: float, raw: dict[str, float], open_cases: int)
         f" (target 0); conflicts (409): {totals['conflict']}; refused (other 4xx):"
         f" {totals['refused']}; idle looks at an empty inbox: {stats.idle}"
     )
+    print(f"lost claims (claimed, then the completion refused 409): {stats.lost_claims} (target 0)")
     print(
         "raw: SpiffWorkflow alone, parse-free, measured before the load; for the inbox, "
         f"loading each of the {open_cases:,} open cases to find its ready tasks"
