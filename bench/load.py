@@ -10,7 +10,8 @@ applications through API v1 for ``--seconds`` (default 120):
 - credit managers list their inbox, open an approval, claim it and approve it.
 Everyone picks from the same first page, so people collide: a 409 (someone claimed or
 completed it first) is counted as a conflict, apart from errors (5xx, connection errors;
-target zero).
+target zero). A completion refused 409 right after the same person's successful claim is a
+lost claim (someone took over a task they held; target zero).
 
 Afterwards every case is checked (casemgr.engine.consistency): the task index matches the
 ready user tasks of the deserialized workflow, each completed task has exactly one
