@@ -220,3 +220,25 @@ def test_the_seeded_objects_are_there_to_be_found(served):
     resp = client.get(f"/api/v1/cases/{case_id}", headers=served.headers("spec"))
     assert resp.status_code == 200
     assert len(list(schema.get_all_operations())) >= 40
+
+
+def test_a_comment_per_task_must_be_text(served):
+    """Found by the fuzzing: ``comments`` of the wrong type were dropped for ``comment``."""
+    body = {"tasks": served.existing["task_id"][:1], "action": "approve", "comments": {"1": 5}}
+    resp = served.app.test_client().post(
+        "/api/v1/approvals/decide", json=body, headers=served.headers("mgr")
+    )
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == {"comments": ["each comment must be a string"]}
+
+
+def test_the_document_says_what_a_path_can_hold_and_what_a_download_is():
+    """Found by the fuzzing: the draft routes take two collections only, every path with a
+    parameter can answer 404, and an attachment comes back with its own type."""
+    draft = schema.raw_schema["paths"]["/api/v1/{collection}/{key}/draft"]["put"]
+    [collection] = [p for p in draft["parameters"] if p["name"] == "collection"]
+    assert collection["schema"]["enum"] == ["case-types", "decision-tables"]
+    assert "404" in draft["responses"]
+    download = schema.raw_schema["paths"]["/api/v1/cases/{case_id}/attachments/{attachment_id}"]
+    types = download["get"]["responses"]["200"]["content"]
+    assert {"application/pdf", "image/png", "text/csv"} <= types.keys()

@@ -14,6 +14,8 @@ example is rolled back, as the ledger functions never commit.
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -272,3 +274,80 @@ def test_a_payment_moved_off_its_invoice_and_back_keeps_every_total(ctx, specs, 
         assert len(count) == 1  # re-importing the same reference never duplicates
     finally:
         db.session.rollback()
+
+
+# --- What the API shows -----------------------------------------------------------------------
+
+MONEY_TEXT = re.compile(r"^-?\d+\.\d{2}$")
+_customers = itertools.count()
+
+
+def _post_csv(api, kind: str, text: str) -> None:
+    resp = api.as_("spec").post(
+        f"/api/v1/imports/{kind}", data=text.encode(), headers={"Content-Type": "text/csv"}
+    )
+    assert resp.status_code == 200, resp.get_json()
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    invoice_specs,
+    st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 4)), cents, days), max_size=4),
+    days,
+)
+def test_the_api_shows_every_amount_as_text_to_the_cent_and_adding_up(api, specs, pays, at):
+    """Imported through the API and read back through it: strings, never floats, and sums
+    that agree (each example is a new customer, so earlier ones stay in the report)."""
+    number = f"API-{next(_customers)}"
+    _post_csv(api, "customers", f"number,name,credit_limit,terms_days\n{number},Api,1000.00,30\n")
+    invoices = [
+        Inv(f"{number}-{n}", START + timedelta(d), START + timedelta(d + terms), amount)
+        for n, (d, terms, amount) in enumerate(specs)
+    ]
+    rows = [f"{number},{i.number},{i.issued},{i.due},{i.amount}" for i in invoices]
+    _post_csv(
+        api, "invoices", "customer_number,number,invoice_date,due_date,amount\n" + "\n".join(rows)
+    )
+    books = Books(invoices)
+    lines = []
+    for n, (index, amount, offset) in enumerate(pays):
+        inv = None if index is None else invoices[index % len(invoices)]
+        if inv is not None:
+            amount = min(amount, inv.open)  # an import may not over-pay an invoice
+            if amount <= 0:
+                continue
+            inv.reductions.append((START + timedelta(offset), amount))
+        else:
+            books.unapplied.append((START + timedelta(offset), amount))
+        lines.append(
+            f"{number},R-{n},{START + timedelta(offset)},{amount},ach,{inv.number if inv else ''}"
+        )
+    if lines:
+        header = "customer_number,reference,received_date,amount,method,invoice_number\n"
+        _post_csv(api, "payments", header + "\n".join(lines))
+
+    as_of = START + timedelta(at)
+    body = api.as_("mgr").get(f"/api/v1/customers/{number}?as_of={as_of}").get_json()
+    money_fields = ["credit_limit", "open_balance", "open_orders", "exposure", "past_due"]
+    money_fields += ["available_credit"]
+    for name in money_fields:
+        assert isinstance(body[name], str) and MONEY_TEXT.match(body[name]), (name, body[name])
+    assert all(MONEY_TEXT.match(v) for v in body["aging"].values())
+    assert Decimal(body["open_balance"]) == books.balance(as_of)
+    owed = sum((i.open_on(as_of) for i in invoices), ZERO)
+    assert sum(Decimal(v) for v in body["aging"].values()) == owed
+    assert Decimal(body["past_due"]) == owed - Decimal(body["aging"]["current"])
+
+    report = api.as_("ctrl").get(f"/api/v1/reports/aging?as_of={as_of}").get_json()
+    assert all(MONEY_TEXT.match(v) for v in report["totals"].values())
+    assert sum(Decimal(v) for v in report["totals"].values()) == Decimal(report["total"])
+    for row in report["customers"]:
+        assert sum(Decimal(row[b]) for b in BUCKETS) == Decimal(row["total"])
+    mine = [row for row in report["customers"] if row["number"] == number]
+    assert [Decimal(r["total"]) for r in mine] == ([owed] if owed > 0 else [])
