@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from casemgr.accounts import find_user
-from casemgr.engine import clock, drafts
+from casemgr.engine import clock, drafts, replay
 from casemgr.engine.cases import complete_task, start_case, wake_case
 from casemgr.extensions import db
 from casemgr.models import Case, CaseEvent, Customer, Notification
@@ -265,3 +265,53 @@ def test_changed_decisions_over_the_api_and_the_page(api, app):
         '<li data-field="route"><span class="badge badge-amber">decision table</span> '
         "<code>route</code>: credit_manager → <strong>cash_in_advance</strong></li>"
     ) in page
+
+
+# --- a decision table draft, through the case types that call it ---------------------------
+
+CREDIT_DMN = (ROOT / "workflows" / "dmn" / "credit_decision.dmn").read_text()
+# The credit manager decides up to 15,000 instead of 50,000; above that, the controller.
+STRICTER = CREDIT_DMN.replace("&lt;= 50000", "&lt;= 15000").replace("&gt; 50000", "&gt; 15000")
+
+
+def test_a_decision_table_draft_replays_through_its_callers(ctx):
+    at_20000, at_12000 = completed_case("20000.00"), completed_case("12000.00")
+    [credit] = replay.replay_table_draft("credit_decision", STRICTER)
+    assert (credit.key, credit.version) == ("credit_application", 1)
+    results = by_case(credit.results)
+    assert results[at_12000].status == "same"
+    moved = results[at_20000]
+    assert (moved.status, moved.difference, moved.waiting_at) == (
+        "different",
+        "waits_elsewhere",
+        ["controller_approval"],
+    )
+    assert [c.as_json() for c in moved.data_changes] == [
+        {"field": "route", "recorded": "credit_manager", "replayed": "controller", "decision": True}
+    ]
+    # Nothing was published: the credit application still runs on the table it had.
+    assert drafts.case_type("credit_application").latest().dmn_xml == [CREDIT_DMN]
+
+
+def test_a_decision_table_draft_replays_over_the_api_and_the_page(api, app):
+    with app.app_context():
+        at_20000 = completed_case("20000.00")
+    headers = {**XML, "Authorization": f"Bearer {api.tokens['owner']}"}
+    api.client.put("/api/v1/decision-tables/credit_decision/draft", data=STRICTER, headers=headers)
+    resp = api.client.post("/api/v1/decision-tables/credit_decision/draft/replay", headers=headers)
+    assert resp.status_code == 200
+    [credit] = resp.get_json()["case_types"]
+    assert (credit["key"], credit["summary"]) == (
+        "credit_application",
+        {"same": 0, "different": 1, "failed": 0},
+    )
+    assert credit["cases"][0]["case_id"] == at_20000
+    web = app.test_client()
+    web.post("/login", data={"username": "owner", "password": "correct-horse-1"})
+    assert 'data-testid="replay-link"' in web.get("/decision-tables/credit_decision/").get_data(
+        as_text=True
+    )
+    page = web.get("/decision-tables/credit_decision/replay?run=1").get_data(as_text=True)
+    assert 'data-case-type="credit_application"' in page
+    assert f'data-difference="waits_elsewhere" data-case="{at_20000}"' in page
+    assert "<code>route</code>: credit_manager → <strong>controller</strong>" in page

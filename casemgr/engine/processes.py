@@ -72,8 +72,11 @@ def _latest_decision_versions() -> list[DecisionVersion]:
     return list(db.session.execute(query).scalars())
 
 
-def decision_files() -> dict[str, DecisionFile]:
-    """Key -> the current DMN file: published versions override the seed files."""
+def decision_files(draft: tuple[str, str] | None = None) -> dict[str, DecisionFile]:
+    """Key -> the current DMN file: published versions override the seed files.
+
+    `draft` (key, XML) stands in for that file, to try a table before publishing it.
+    """
     files: dict[str, DecisionFile] = {}
     folder = Path(current_app.config["WORKFLOWS_DIR"]) / "dmn"
     for path in sorted(folder.glob("*.dmn")):
@@ -81,25 +84,28 @@ def decision_files() -> dict[str, DecisionFile]:
         files[path.stem] = DecisionFile(path.stem, text, decision_ids(text), None)
     for row in _latest_decision_versions():
         files[row.key] = DecisionFile(row.key, row.dmn_xml, tuple(row.decision_ids), row.version)
+    if draft is not None:
+        key, xml = draft
+        files[key] = DecisionFile(key, xml, decision_ids(xml), None)
     return dict(sorted(files.items()))
 
 
-def decision_tables() -> dict[str, str]:
+def decision_tables(draft: tuple[str, str] | None = None) -> dict[str, str]:
     """Decision id -> DMN text, as a diagram published now would pin them.
 
     The newest published version of a file replaces the seed file whole: a decision it
     dropped is gone. Without published versions, these are the seed files.
     """
     tables: dict[str, str] = {}
-    for file in decision_files().values():
+    for file in decision_files(draft).values():
         for decision_id in file.decision_ids:
             tables[decision_id] = file.xml
     return tables
 
 
-def dmn_for(bpmn_xml: str) -> list[str]:
+def dmn_for(bpmn_xml: str, draft: tuple[str, str] | None = None) -> list[str]:
     """The decision tables a diagram calls, pinned with the version that calls them."""
-    tables = decision_tables()
+    tables = decision_tables(draft)
     wanted: list[str] = []
     for decision_id in _DMN_REF.findall(bpmn_xml):
         text = tables.get(decision_id)

@@ -9,6 +9,9 @@ nothing saved. The answer says, per case, whether the draft
   with another outcome; or ends with other decisions, e.g. a decision table's output or a
   limit a script sets ("different", with ``difference`` saying which);
 * fails: a script error, a gateway none of whose conditions holds ("failed").
+
+A decision table draft replays through every case type that calls it, with the draft in
+place of the published table.
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from casemgr import forms
 from casemgr.engine import clock
 from casemgr.engine.errors import Invalid
-from casemgr.engine.processes import dmn_for, parsed_for
+from casemgr.engine.processes import (
+    called_decisions,
+    decision_files,
+    decision_ids,
+    dmn_for,
+    parsed_for,
+)
 from casemgr.engine.scripts import ScriptEngine
 from casemgr.engine.specs import DiagramError, ParsedProcess, checked_xml, parse_process
 from casemgr.engine.workflows import current_data, jsonable
@@ -155,6 +164,48 @@ def replay_draft(key: str, xml: str, limit: int = 20) -> list[ReplayResult]:
         raise Invalid(f"the draft cannot be run: {exc.message}") from None
     outputs = decision_outputs(tables)
     return [replay_case(case, parsed, outputs) for case in completed_cases(key, limit)]
+
+
+@dataclass
+class TableReplay:
+    """A decision table draft replayed through one case type that calls it."""
+
+    key: str
+    name: str
+    version: int
+    results: list[ReplayResult]
+
+    def as_json(self) -> dict:
+        statuses = ("same", "different", "failed")
+        return {
+            "key": self.key,
+            "name": self.name,
+            "version": self.version,
+            "cases": [r.as_json() for r in self.results],
+            "summary": {s: sum(1 for r in self.results if r.status == s) for s in statuses},
+        }
+
+
+def replay_table_draft(key: str, dmn_xml: str, limit: int = 20) -> list[TableReplay]:
+    """A decision table draft, before publishing: each case type calling one of its decisions
+    (or one it drops) re-runs its last completed cases with the draft in the table's place."""
+    draft = (key, dmn_xml)
+    before = decision_files().get(key)
+    wanted = {*decision_ids(dmn_xml), *(before.decision_ids if before else ())}
+    replays = []
+    for case_type in db.session.execute(db.select(CaseType).order_by(CaseType.name)).scalars():
+        latest = case_type.latest()
+        if latest is None or not wanted & called_decisions(latest.bpmn_xml):
+            continue
+        tables = dmn_for(latest.bpmn_xml, draft)
+        try:
+            parsed = parse_process(latest.bpmn_xml, tuple(tables), latest.process_id)
+        except DiagramError as exc:
+            raise Invalid(f"{case_type.name} cannot run with the draft: {exc.message}") from None
+        outputs = decision_outputs(tables)
+        results = [replay_case(c, parsed, outputs) for c in completed_cases(case_type.key, limit)]
+        replays.append(TableReplay(case_type.key, case_type.name, latest.version, results))
+    return replays
 
 
 def decision_outputs(dmn_xmls: list[str]) -> frozenset[str]:

@@ -31,6 +31,7 @@ from casemgr import forms
 from casemgr.engine import drafts
 from casemgr.engine.connectors import OPERATIONS
 from casemgr.engine.errors import EngineError, NotFound
+from casemgr.engine.replay import replay_table_draft
 from casemgr.engine.specs import MAX_XML_BYTES
 from casemgr.extensions import db
 from casemgr.models import ROLES, Case, CaseType, ProcessDraft, ProcessVersion
@@ -573,6 +574,31 @@ def decision_table(key: str):
         limit=_limit_text(),
     )
     return with_editor_policy(make_response(page), "dmn")
+
+
+@bp.get("/decision-tables/<key>/replay")
+@roles_required(*PROCESS_ROLES)
+def replay_dmn(key: str):
+    """The table's draft through the completed cases of every caller; nothing is saved."""
+    _table_or_404(key)
+    draft = drafts.get_draft("dmn", key)
+    limit = request.args.get("limit", type=int) or REPLAY_DEFAULT
+    ran = draft is not None and request.args.get("run") == "1"
+    replays, problem = [], None
+    if ran:
+        try:
+            replays = replay_table_draft(key, draft.xml, limit)
+        except EngineError as exc:
+            problem = sentence(exc.message)
+    return render_template(
+        "processes/dmn_replay.html",
+        key=key,
+        draft=draft,
+        limit=max(1, min(limit, 500)),
+        replays=replays,
+        problem=problem,
+        ran=ran,
+    )
 
 
 @bp.get("/decision-tables/<key>/working.dmn")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-from casemgr.engine import drafts
+from casemgr.engine import drafts, replay
 from casemgr.engine.errors import NotFound
 from casemgr.extensions import db
 from casemgr.models import ProcessDraft
@@ -98,6 +98,31 @@ SCHEMAS.update(
                     "type": "object",
                     "properties": {s: {"type": "integer"} for s in ("same", "different", "failed")},
                 },
+            },
+        },
+        "TableReplay": {
+            "type": "object",
+            "required": ["case_types"],
+            "properties": {
+                "case_types": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["key", "version", "cases", "summary"],
+                        "properties": {
+                            "key": {"type": "string"},
+                            "name": {"type": "string"},
+                            "version": {"type": "integer"},
+                            "cases": array_of("ReplayResult"),
+                            "summary": {
+                                "type": "object",
+                                "properties": {
+                                    s: {"type": "integer"} for s in ("same", "different", "failed")
+                                },
+                            },
+                        },
+                    },
+                }
             },
         },
         "MigrationResult": {
@@ -396,6 +421,24 @@ def replay_draft(key: str):
     results = drafts.replay_draft(key, draft.xml, limit)
     summary = {s: sum(1 for r in results if r.status == s) for s in ("same", "different", "failed")}
     return jsonify({"cases": [r.as_json() for r in results], "summary": summary})
+
+
+@bp.post("/decision-tables/<key>/draft/replay")
+@doc(
+    "Replay the last completed cases of every case type calling the table, with the draft "
+    "in its place (nothing is saved)",
+    parameters=[query("limit", {"type": "integer", "default": 20}, "How many cases per type")],
+    responses={200: ("Per calling case type, each case's answer", ref("TableReplay"))},
+    errors=(403, 404, 422),
+    tag="drafts",
+)
+@token_required
+def replay_table_draft(key: str):
+    _owner()
+    draft = _draft_or_404("dmn", key)
+    limit = request.args.get("limit", default=20, type=int) or 20
+    replays = replay.replay_table_draft(key, draft.xml, limit)
+    return jsonify({"case_types": [r.as_json() for r in replays]})
 
 
 def _target(key: str, number: int | None):
