@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from casemgr.engine.errors import EngineError
+from casemgr.web.db_errors import register_db_errors
 
 
 def register_web(app: Flask) -> None:
@@ -51,6 +52,7 @@ def register_web(app: Flask) -> None:
     ):
         app.register_blueprint(module.bp)
     register_error_pages(app)
+    register_db_errors(app)
     register_ledger_nav(app)
 
 

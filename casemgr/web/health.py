@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from casemgr.extensions import db
+from casemgr.web.db_errors import RAW_DRIVER_ERRORS, RETRY_AFTER_SECONDS
 
 bp = Blueprint("health", __name__)
 
@@ -25,10 +26,17 @@ def healthz():
     try:
         db.session.execute(text("SELECT 1"))
         db.session.rollback()
-    except SQLAlchemyError as exc:
-        db.session.rollback()
+    except (SQLAlchemyError, *RAW_DRIVER_ERRORS) as exc:
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - the connection is gone; the pool discards it
+            db.session.close()
         body = {"status": "error", "database": "unreachable", "error": type(exc).__name__}
-        return jsonify(body), 503
+        response = jsonify(body)
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response.headers["Cache-Control"] = "no-store"
+        return response
     took = round((time.perf_counter() - started) * 1000, 2)
     response = jsonify({"status": "ok", "database": "ok", "database_ms": took})
     response.headers["Cache-Control"] = "no-store"

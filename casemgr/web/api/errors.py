@@ -7,6 +7,7 @@ from werkzeug.exceptions import HTTPException
 
 from casemgr.engine.errors import EngineError
 from casemgr.web.api import bp
+from casemgr.web.db_errors import register_db_errors
 
 
 class ApiError(Exception):
@@ -33,6 +34,10 @@ def _api_error(err: ApiError):
 @bp.errorhandler(EngineError)
 def _engine_error(err: EngineError):
     return ApiError(err.status, err.message, err.errors).response()
+
+
+# A database gone mid-request: 503 with Retry-After and the contract's {"error": …} body.
+register_db_errors(bp)
 
 
 @bp.errorhandler(HTTPException)
