@@ -185,3 +185,20 @@ def test_the_timer_drain_skips_a_damaged_case_and_wakes_the_others(app):
         assert drain_due_timers(clock.now() + timedelta(days=11)).advanced == 0
         db.session.refresh(damaged)
         assert CorruptCaseState.is_flag(damaged.broken)
+
+
+def test_a_migration_skips_a_damaged_case_and_says_why(ctx):
+    from pathlib import Path
+
+    from casemgr.engine.drafts import check_migration
+    from casemgr.engine.processes import publish
+
+    good_case, _ = _start(ctx)
+    bad_case, _ = _start(ctx)
+    _damage(ctx, bad_case, _unknown_spec)
+    bpmn = Path(ctx.config["WORKFLOWS_DIR"], "bpmn", "credit_application.bpmn").read_text()
+    target, errors = publish("credit_application", bpmn, None)
+    assert not errors
+    assert check_migration(db.session.get(Case, good_case), target).safe
+    check = check_migration(db.session.get(Case, bad_case), target)
+    assert not check.safe and "stored state is damaged: " in check.reason

@@ -60,6 +60,9 @@ class CorruptCaseState(CaseBroken, ValueError):
     def flag_message(self) -> str:
         return f"{self.FLAG_PREFIX}{self.reason}"[:2000]
 
+    def __str__(self) -> str:  # logs and lists of skipped cases say what is wrong
+        return self.flag_message
+
     @classmethod
     def is_flag(cls, broken: str | None) -> bool:
         return bool(broken) and broken.startswith(cls.FLAG_PREFIX)
