@@ -242,3 +242,13 @@ def test_the_document_says_what_a_path_can_hold_and_what_a_download_is():
     download = schema.raw_schema["paths"]["/api/v1/cases/{case_id}/attachments/{attachment_id}"]
     types = download["get"]["responses"]["200"]["content"]
     assert {"application/pdf", "image/png", "text/csv"} <= types.keys()
+
+
+def test_a_list_of_task_ids_holds_ids(served):
+    """Found by the fuzzing: nulls and objects in ``tasks`` were each answered as a 404."""
+    client = served.app.test_client()
+    for path in ("/api/v1/tasks/bulk-complete", "/api/v1/approvals/decide"):
+        body = {"tasks": [None, {}], "action": "approve"}
+        resp = client.post(path, json=body, headers=served.headers("mgr"))
+        assert resp.status_code == 422, path
+        assert resp.get_json()["errors"]["tasks"] == ["each task id must be a number or a string"]

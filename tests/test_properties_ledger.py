@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from casemgr.extensions import db
-from casemgr.ledger.aging import BUCKETS, aging_report, bucket_for
+from casemgr.ledger.aging import BUCKETS, MAX_MONEY, aging_report, bucket_for
 from casemgr.ledger.imports import import_csv
 from casemgr.ledger.metrics import customer_summary, dso_report
 from casemgr.ledger.operations import (
@@ -351,3 +351,30 @@ def test_the_api_shows_every_amount_as_text_to_the_cent_and_adding_up(api, specs
         assert sum(Decimal(row[b]) for b in BUCKETS) == Decimal(row["total"])
     mine = [row for row in report["customers"] if row["number"] == number]
     assert [Decimal(r["total"]) for r in mine] == ([owed] if owed > 0 else [])
+
+
+@DB_SETTINGS
+@given(
+    st.lists(
+        st.integers(1, int(MAX_MONEY * 100)).map(lambda c: Decimal(c).scaleb(-2)),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_every_amount_a_column_holds_comes_back_exactly(ctx, amounts):
+    """SQLite keeps NUMERIC as a double: 14 digits must still come back to the cent."""
+    try:
+        import_csv("customers", "number,name,credit_limit,terms_days\nX-1,Exact,0.00,30\n")
+        rows = [f"X-1,X-{n},2024-01-01,2024-01-31,{a}" for n, a in enumerate(amounts)]
+        import_csv(
+            "invoices", "customer_number,number,invoice_date,due_date,amount\n" + "\n".join(rows)
+        )
+        db.session.flush()
+        db.session.expire_all()
+        back = db.session.execute(select(Invoice.amount).order_by(Invoice.id)).scalars().all()
+        assert back == amounts
+        assert all(isinstance(a, Decimal) and a.as_tuple().exponent == -2 for a in back)
+        facts_total = customer_summary("X-1", FAR).open_balance
+        assert facts_total == sum(amounts, ZERO)
+    finally:
+        db.session.rollback()

@@ -62,7 +62,9 @@ PREFER_MINIMAL = {
     "name": "Prefer",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "enum": ["return=minimal", "return=representation"]},
+    # Not an enum: RFC 7240 has a server ignore preferences it does not know, and a client
+    # may send several ("respond-async, return=minimal").
+    "schema": {"type": "string"},
     "description": "return=minimal: the case without its timeline (events) and with its open "
     "tasks only; the answer then carries Preference-Applied: return=minimal",
 }

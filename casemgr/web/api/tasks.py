@@ -229,6 +229,11 @@ def complete_task(task_id: int):
     return case_response(case)
 
 
+def is_task_id(value: object) -> bool:
+    """What a list of task ids may hold; a null or an object is a mistake to name, not a 404."""
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
 @bp.post("/tasks/bulk-complete")
 @doc(
     "Complete several tasks with the same data, each as if alone",
@@ -248,6 +253,8 @@ def bulk_complete():
         errors["tasks"] = ["must be a list of task ids"]
     elif len(task_ids) > MAX_BULK:
         errors["tasks"] = [f"at most {MAX_BULK} tasks at once"]
+    elif not all(is_task_id(t) for t in task_ids):
+        errors["tasks"] = ["each task id must be a number or a string"]
     if data is not None and not isinstance(data, dict):
         errors["data"] = ["must be an object of field names to values"]
     if errors:

@@ -22,7 +22,7 @@ from casemgr.web.api.cases import ids_in_range
 from casemgr.web.api.errors import ApiError
 from casemgr.web.api.openapi import doc, query, ref
 from casemgr.web.api.serializers import iso, money, task_json, task_summary, username
-from casemgr.web.api.tasks import DEFAULT_LIMIT, INBOX_PARAMETERS, MAX_BULK, MAX_LIMIT
+from casemgr.web.api.tasks import DEFAULT_LIMIT, INBOX_PARAMETERS, MAX_BULK, MAX_LIMIT, is_task_id
 
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 WORK_FIELDS = {
@@ -544,6 +544,8 @@ def decide():
         errors["tasks"] = ["must be a list of task ids"]
     elif len(tasks) > MAX_BULK:
         errors["tasks"] = [f"at most {MAX_BULK} tasks at once"]
+    elif not all(is_task_id(t) for t in tasks):
+        errors["tasks"] = ["each task id must be a number or a string"]
     if action not in worklist.ACTIONS:
         errors["action"] = [f"one of {', '.join(worklist.ACTIONS)}"]
     if comment is not None and not isinstance(comment, str):
