@@ -104,7 +104,7 @@ class Stats:
     failures: Counter = field(default_factory=Counter)  # "kind: status/exception" for errors
     conflicts: Counter = field(default_factory=Counter)  # "kind: reason" for 409s
     idle: int = 0
-    lost_claims: int = 0  # claimed (200), then the completion was refused 409: must be 0
+    lost_claims: list = field(default_factory=list)  # (task id, person, answer): must be none
 
     def merge(self, other: Stats) -> None:
         for kind, values in other.seconds.items():
@@ -201,9 +201,9 @@ class Person(threading.Thread, metaclass=ABCMeta):
         status, _ = self.call("claim", "POST", f"/tasks/{task_id}/claim")
         if status != 200:
             return
-        status, _ = self.call(kind, "POST", f"/tasks/{task_id}/complete", {"data": data})
-        if status == 409:
-            self.stats.lost_claims += 1  # someone took over or completed a task this person held
+        status, answer = self.call(kind, "POST", f"/tasks/{task_id}/complete", {"data": data})
+        if status == 409:  # someone took over or completed a task this person held
+            self.stats.lost_claims.append((task_id, self.name, (answer or {}).get("error")))
 
 
 class Specialist(Person):
@@ -395,8 +395,25 @@ def raw_costs(app, repeat: int = 30) -> dict[str, float]:
     return costs
 
 
-def check_after(app, stats: Stats) -> tuple[dict[str, int], list[str]]:
-    """Counts of what the run left, and every consistency problem."""
+def task_story(task_id: int) -> list[str]:
+    """The case timeline around one task, to see who took it from whom."""
+    from casemgr.extensions import db
+    from casemgr.models import CaseEvent, TaskRecord
+
+    row = db.session.get(TaskRecord, task_id)
+    events = db.session.execute(
+        db.select(CaseEvent).where(CaseEvent.case_id == row.case_id).order_by(CaseEvent.id)
+    ).scalars()
+    return [
+        f"{e.at:%H:%M:%S.%f} {e.actor} {e.kind} {(e.detail or {}).get('task', '')}"
+        for e in events
+        if e.kind.startswith("task_")
+    ]
+
+
+def check_after(app, stats: Stats) -> tuple[dict[str, int], list[str], list[str]]:
+    """Counts of what the run left, every consistency problem, and the timelines of the
+    first lost claims."""
     from casemgr.engine.consistency import check_cases
     from casemgr.extensions import db
     from casemgr.models import Case, TaskRecord
@@ -413,6 +430,10 @@ def check_after(app, stats: Stats) -> tuple[dict[str, int], list[str]]:
             db.select(db.func.count(TaskRecord.id)).where(TaskRecord.state == "open")
         ).scalar_one()
         problems = check_cases(ids)
+        stories = []
+        for task_id, who, answer in stats.lost_claims[:3]:
+            stories.append(f"lost claim: {who} claimed task {task_id}, then was told {answer!r}")
+            stories += [f"    {line}" for line in task_story(task_id)]
         db.session.remove()
         db.engine.dispose()
     ok = {kind: stats.outcomes[kind]["ok"] for kind in KINDS}
@@ -439,7 +460,7 @@ def check_after(app, stats: Stats) -> tuple[dict[str, int], list[str]]:
         "open tasks": open_rows,
         "completed tasks": sum(completed_rows.values()),
     }
-    return counts, problems
+    return counts, problems, stories
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -481,7 +502,10 @@ def report(stats: Stats, seconds: float, raw: dict[str, float], open_cases: int)
         f" (target 0); conflicts (409): {totals['conflict']}; refused (other 4xx):"
         f" {totals['refused']}; idle looks at an empty inbox: {stats.idle}"
     )
-    print(f"lost claims (claimed, then the completion refused 409): {stats.lost_claims} (target 0)")
+    print(
+        "lost claims (claimed, then the completion refused 409): "
+        f"{len(stats.lost_claims)} (target 0)"
+    )
     print(
         "raw: SpiffWorkflow alone, parse-free, measured before the load; for the inbox, "
         f"loading each of the {open_cases:,} open cases to find its ready tasks"
@@ -550,7 +574,7 @@ def main(seconds: float = SECONDS, users: int = USERS) -> None:
         server_problems, first_traceback = log_problems(processes)
         stop(processes)
         processes = []
-        counts, problems = check_after(app, stats)
+        counts, problems, stories = check_after(app, stats)
         report(stats, took, raw, counts["open cases"])
         print(
             f"load average {load_before:.1f} before, {load_after:.1f} at the end, on "
@@ -564,8 +588,8 @@ def main(seconds: float = SECONDS, users: int = USERS) -> None:
             print(f"first server traceback (logs kept in {folder}):\n{first_traceback}")
         print("after the run: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
         print(f"consistency: {counts['cases']:,} cases checked, {len(problems)} problems")
-        for problem in problems[:20]:
-            print(f"  {problem}")
+        for line in problems[:20] + stories:
+            print(f"  {line}")
     finally:
         stop(processes)
         drop_database(base, DATABASE)
