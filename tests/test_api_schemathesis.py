@@ -252,3 +252,15 @@ def test_a_list_of_task_ids_holds_ids(served):
         resp = client.post(path, json=body, headers=served.headers("mgr"))
         assert resp.status_code == 422, path
         assert resp.get_json()["errors"]["tasks"] == ["each task id must be a number or a string"]
+
+
+def test_a_reason_longer_than_the_timeline_keeps_is_refused(served):
+    """Found by the fuzzing: a 501-character reason was cut to 500 without a word."""
+    task_id = served.existing["task_id"][0]
+    resp = served.app.test_client().post(
+        f"/api/v1/tasks/{task_id}/priority",
+        json={"priority": 1, "reason": "x" * 501},
+        headers=served.headers("mgr"),
+    )
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == {"reason": ["at most 500 characters"]}

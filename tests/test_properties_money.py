@@ -30,7 +30,6 @@ from casemgr.ledger.aging import MAX_MONEY, money
 from casemgr.ledger.imports import parse_file
 from casemgr.ledger.operations import parse_amount
 
-CENT = Decimal("0.01")
 script_money = HELPERS["money"]
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None)

@@ -425,7 +425,7 @@ SCHEMAS: dict[str, dict] = {
         "required": ["tasks"],
         "properties": {
             "tasks": {"type": "array", "items": {"type": ["integer", "string"]}, "maxItems": 500},
-            "data": {"type": "object"},
+            "data": {"type": ["object", "null"]},
         },
     },
     "BulkResults": {

@@ -15,6 +15,7 @@ from flask import jsonify, request
 from casemgr.engine import cases, clock, worklist
 from casemgr.engine.errors import Conflict, Invalid
 from casemgr.engine.inbox import FOLLOW_UP, SORTS, InboxQuery, inbox, parse_params
+from casemgr.engine.worklist import MAX_REASON
 from casemgr.models import PRIORITIES, ROLES, SavedView, TaskRecord, User
 from casemgr.web.api import bp
 from casemgr.web.api.auth import current_api_user, json_body, token_required
@@ -38,7 +39,7 @@ WORK_TASK = {
     ]
 }
 WORK_TASK_WITH_FORM = {"allOf": [ref("Task"), WORK_TASK]}
-REASON = {"type": "string", "maxLength": 500, "description": "kept in the case's timeline"}
+REASON = {"type": "string", "maxLength": MAX_REASON, "description": "kept in the case's timeline"}
 TOTAL_HEADER = {
     200: {"X-Total-Count": {"schema": {"type": "integer"}, "description": "matches before paging"}}
 }
@@ -157,14 +158,20 @@ def _refuse_as_reading_would(task_id: int, user: User) -> None:
 
 
 def _text(body: dict, name: str, refuse_first=None) -> str:
-    """An optional text field; not text is a 422, after `refuse_first`'s 404/403/409."""
+    """An optional text field; not text, or a reason longer than the timeline keeps (it was
+    cut short without a word), is a 422, after `refuse_first`'s 404/403/409."""
     value = body.get(name)
     if value is None:
         return ""
+    problem = None
     if not isinstance(value, str):
+        problem = (f"{name} must be text", "must be a string")
+    elif name == "reason" and len(value) > MAX_REASON:
+        problem = (f"{name} is too long", f"at most {MAX_REASON} characters")
+    if problem is not None:
         if refuse_first is not None:
             refuse_first()
-        raise ApiError(422, f"{name} must be text", {name: ["must be a string"]})
+        raise ApiError(422, problem[0], {name: [problem[1]]})
     return value
 
 
@@ -520,9 +527,9 @@ def list_approvals():
         "properties": {
             "tasks": {"type": "array", "items": {"type": ["integer", "string"]}, "maxItems": 500},
             "action": {"enum": list(worklist.ACTIONS)},
-            "comment": {"type": "string", "description": "the comment for every task"},
+            "comment": {"type": ["string", "null"], "description": "the comment for every task"},
             "comments": {
-                "type": "object",
+                "type": ["object", "null"],
                 "additionalProperties": {"type": "string"},
                 "description": "a comment per task id, instead of `comment`",
             },
