@@ -201,15 +201,28 @@ def read_task(task_id: int, user: User) -> TaskRecord:
     return row
 
 
+# What another person's claim or completion changes on a task row.
+_TASK_STATE = (
+    "state",
+    "assignee_id",
+    "assignee",
+    "completed_by_id",
+    "completed_by",
+    "completed_at",
+)
+
+
 def task_to_change(task_id: int, user: User) -> TaskRecord:
-    """get_task for an action that changes the task: the case is read again, then the task.
-    A change committed before the task's read shows in it (a 409 from the checks); one after
-    the case's read fails the case's version check at commit (a 409 too). Read the other way
-    round, a request that read the task just before another person's claim committed passed
-    with a fresh case and a stale task, and took the task over (found by bench/load.py)."""
+    """get_task for an action that changes the task: the case is read again, then the task's
+    state. A change committed before the task's read shows in it (a 409 from the checks); one
+    after the case's read fails the case's version check at commit (a 409 too). Read the
+    other way round (or the case read again later: a full refresh of the task makes its
+    `case` load anew), a request that read the task just before another person's claim
+    committed passed with a fresh case and a stale task, and took the task over (two people
+    then both held it; found by bench/load.py)."""
     row = get_task(task_id, user)
     db.session.refresh(row.case)
-    db.session.refresh(row)
+    db.session.refresh(row, _TASK_STATE)
     return row
 
 

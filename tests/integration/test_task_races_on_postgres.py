@@ -14,11 +14,12 @@ import threading
 
 import pytest
 
-from casemgr.accounts import find_user
+from casemgr.accounts import create_user, find_user
 from casemgr.engine import cases as engine
 from casemgr.engine.errors import Conflict
 from casemgr.extensions import db
 from casemgr.models import TaskRecord
+from tests.conftest import PASSWORD
 from tests.credit_data import INTAKE, review
 from tests.integration.servers import pg_app
 
@@ -67,6 +68,52 @@ def race(pg_url):
     yield app, task_id, run
     with app.app_context():
         db.session.remove()
+        db.engine.dispose()
+
+
+def test_many_managers_claiming_one_approval_at_once_leave_one_holder(pg_url):
+    """No staging here: real concurrent claims, as the load test makes them. Before the fix
+    about half of such rounds had two or three winners."""
+    app = pg_app(pg_url)
+    people = [f"claimer{i}" for i in range(6)]
+    with app.app_context():
+        for name in people:
+            create_user(name, ["credit_manager"], PASSWORD)
+        db.session.commit()
+    for _ in range(8):
+        with app.app_context():
+            case = engine.start_case("credit_application", dict(INTAKE), find_user("rep"))
+            review_id = next(t.id for t in case.tasks if t.state == "open")
+            case = engine.complete_task(review_id, review(), find_user("spec"))
+            task_id = next(t.id for t in case.tasks if t.state == "open")
+            db.session.remove()
+        start = threading.Barrier(len(people), timeout=30)
+        winners: list[str] = []
+        others: list[str] = []
+
+        def claim(name: str) -> None:
+            with app.app_context():
+                who = find_user(name)
+                start.wait()
+                try:
+                    engine.claim_task(task_id, who)
+                    winners.append(name)
+                except Conflict:
+                    pass
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    others.append(repr(exc))
+                finally:
+                    db.session.remove()
+
+        threads = [threading.Thread(target=claim, args=(name,)) for name in people]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert others == []
+        assert len(winners) == 1, winners
+        assert holder(app, task_id) == (winners[0], "open")
+    with app.app_context():
         db.engine.dispose()
 
 
