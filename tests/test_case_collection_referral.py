@@ -493,3 +493,35 @@ def test_a_refused_write_off_leaves_the_balance_open(ctx):
     assert case.outcome == "write_off_refused"
     assert db.session.execute(db.select(db.func.count(WriteOff.id))).scalar() == 0
     assert customer_summary("C-300").open_balance == Decimal("4000.00")
+
+
+# --- replay -----------------------------------------------------------------------------------
+
+
+def test_an_unchanged_diagram_replays_every_referral_as_it_ran(ctx):
+    """ledger.credit_check is called at the start and again after the ten days, with other
+    answers each time (days past due grew): replay answers each call as it was answered."""
+    from casemgr.engine import replay
+    from casemgr.models import CaseType
+
+    written_off = recovered(ctx)
+    engine.complete_task(
+        open_task(written_off, "manager_write_off_approval").id,
+        {"write_off_decision": "approve"},
+        user("mgr"),
+    )
+    checks = [
+        e.detail["result"]
+        for e in reload(written_off).events
+        if e.kind == "service_called" and e.detail["operation"] == "ledger.credit_check"
+    ]
+    assert len(checks) >= 2 and checks[0] != checks[-1]
+    latest = (
+        db.session.execute(db.select(CaseType).filter_by(key="collection_referral"))
+        .scalar_one()
+        .latest()
+    )
+    results = replay.replay_draft("collection_referral", latest.bpmn_xml)
+    assert [(r.case_id, r.status) for r in results] == [(written_off.id, "same")], [
+        r.message for r in results
+    ]

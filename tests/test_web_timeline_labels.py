@@ -37,6 +37,7 @@ KINDS = {
     "promise_broken": {"amount": "500.00", "promised_date": "2026-11-01"},
     "attachment_added": {"filename": "pod.pdf", "size": 2048},
     "comment": {"excerpt": "Called the customer"},
+    "service_called": {"operation": "ledger.credit_check", "element": "check", "result": "ok"},
 }
 
 
@@ -65,4 +66,5 @@ def test_labels_carry_their_details(ctx):
     assert texts["task_delegated"] == "Delegated “Review” to spec2"
     assert texts["attachment_added"].startswith("Attached “pod.pdf” (2")
     assert "high" in texts["task_priority"] and "normal" in texts["task_priority"]
+    assert texts["service_called"] == 'ledger.credit_check answered: "ok"'
     assert db.session is not None

@@ -38,12 +38,16 @@ def call_connector(task, name: str, params: dict) -> str:
     if fn is None:
         raise WorkflowTaskException(f"unknown service operation {name!r}", task=task)
     values = {key: param.get("value") for key, param in params.items()}
-    step_context().task_data = task.data
+    ctx = step_context()
+    ctx.task_data = task.data
     try:
-        result = fn(values)
+        result = jsonable(fn(values))
     except (ValueError, LookupError, InvalidOperation, TypeError) as exc:
         raise WorkflowTaskException(f"{name} failed: {exc}", task=task, exception=exc) from exc
-    return json.dumps(jsonable(result))
+    # What the service answered, when: the audit of a decision made on it, and what a replay
+    # answers the same call with (a call made twice, e.g. in a loop, gave two answers).
+    ctx.record("service_called", operation=name, element=task.task_spec.bpmn_id, result=result)
+    return json.dumps(result)
 
 
 # Key of the PostgreSQL advisory lock under which new customer numbers are picked.

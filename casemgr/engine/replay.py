@@ -132,13 +132,29 @@ class _ReplayEngine(ScriptEngine):
     The answer a service gave is in the case's final data under its result variable.
     """
 
-    def __init__(self, recorded: dict, time_limit: float):
+    def __init__(self, recorded: dict, answers: dict[str, list], time_limit: float):
         super().__init__(time_limit=time_limit)
         self.recorded = recorded
+        self.answers = answers
 
     def call_service(self, task, **kwargs):
+        """The answers the element's calls gave, in their order; cases recorded before
+        answers were kept fall back to the result variable in the case's final data."""
+        waiting = self.answers.get(task.task_spec.bpmn_id)
+        if waiting:
+            return json.dumps(waiting.pop(0))
         variable = getattr(task.task_spec, "result_variable", None)
         return json.dumps(jsonable(self.recorded.get(variable)) if variable else None)
+
+
+def service_answers(events: list[CaseEvent]) -> dict[str, list]:
+    """Each service element's recorded answers, oldest first."""
+    answers: dict[str, list] = {}
+    for event in events:
+        if event.kind == "service_called":
+            detail = event.detail or {}
+            answers.setdefault(str(detail.get("element")), []).append(detail.get("result"))
+    return answers
 
 
 def completed_cases(key: str, limit: int) -> list[Case]:
@@ -234,7 +250,11 @@ def replay_case(
         "",
         original_path=[str(t) for t in original],
     )
-    engine = _ReplayEngine(dict(case.data or {}), current_app.config.get("SCRIPT_TIME_LIMIT", 1.0))
+    engine = _ReplayEngine(
+        dict(case.data or {}),
+        service_answers(events),
+        current_app.config.get("SCRIPT_TIME_LIMIT", 1.0),
+    )
     try:
         wf = _replay_events(events, parsed, parsed_for(case.process_version), engine, result)
         _compare_ending(case, wf, result, outputs)

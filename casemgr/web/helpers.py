@@ -6,6 +6,7 @@ view stays three lines: read the post, call the engine, render or redirect.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -305,8 +306,14 @@ def _event_text(kind: str, d: dict) -> str:
             f"Attached “{d.get('filename', '')}” ({human_size(int(d.get('size') or 0))})"
         ),
         "comment": f"Commented: “{d.get('excerpt', '')}”",
+        "service_called": f"{d.get('operation', 'A service')} answered: "
+        + _short(json.dumps(d.get("result"), default=str)),
     }
     return texts.get(kind, kind.replace("_", " ").capitalize())
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _SHOWN_DETAIL = {
