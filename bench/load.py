@@ -33,6 +33,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -543,7 +544,7 @@ def main(seconds: float = SECONDS, users: int = USERS) -> None:
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-load"})
         spec_tokens, mgr_tokens = make_users(app, specialists, managers)
         raw = raw_costs(app)
-        folder = Path(tempfile.mkdtemp(prefix="casemgr-load-"))  # kept: the server logs
+        folder = Path(tempfile.mkdtemp(prefix="casemgr-load-"))  # kept if a server failed
         processes += start_celery(env, folder)
         port = free_port()
         processes.append(start_gunicorn(env, port, folder))
@@ -574,6 +575,8 @@ def main(seconds: float = SECONDS, users: int = USERS) -> None:
         server_problems, first_traceback = log_problems(processes)
         stop(processes)
         processes = []
+        if not first_traceback:
+            shutil.rmtree(folder, ignore_errors=True)
         counts, problems, stories = check_after(app, stats)
         report(stats, took, raw, counts["open cases"])
         print(
