@@ -233,11 +233,10 @@ def raw_reference(app) -> float:
         return statistics.median(samples) * 1000
 
 
-def run_scale(scale: Scale) -> float:
-    folder = Path(tempfile.mkdtemp())
+def run_scale(scale: Scale, path: Path) -> float:
     app = create_app(
         {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.db'}",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
             "SECRET_KEY": "bench",
             "WTF_CSRF_ENABLED": False,
         }
@@ -293,7 +292,11 @@ def run_scale(scale: Scale) -> float:
 
 
 def main() -> None:
-    results = {scale.open_tasks: run_scale(scale) for scale in SCALES}
+    with tempfile.TemporaryDirectory(prefix="casemgr-bench-inbox-") as tmp:
+        results = {
+            scale.open_tasks: run_scale(scale, Path(tmp) / f"inbox-{scale.open_tasks}.db")
+            for scale in SCALES
+        }
     print(
         "SpiffArena (quoted from ARCHITECTURE.md, not measured here): listing a user's tasks "
         "20 ms with 1,000 and 66 ms with 10,000 open tasks. casemgr api /tasks first page: "

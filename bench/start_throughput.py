@@ -148,8 +148,8 @@ def run_database(label: str, url: str, count: int) -> None:
 def main(count: int = STARTS) -> None:
     from bench.timers import drop_database, recreate_database
 
-    folder = Path(tempfile.mkdtemp(prefix="casemgr-bench-"))
-    run_database("SQLite (file, WAL)", f"sqlite:///{folder / 'bench.db'}", count)
+    with tempfile.TemporaryDirectory(prefix="casemgr-bench-") as tmp:
+        run_database("SQLite (file, WAL)", f"sqlite:///{Path(tmp) / 'bench.db'}", count)
     base = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("TEST_POSTGRES_URL")
     if not base:
         print("\nStart throughput on PostgreSQL\n  skipped: no PostgreSQL")
