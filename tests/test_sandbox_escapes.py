@@ -15,7 +15,13 @@ import pytest
 from casemgr.accounts import find_user
 from casemgr.engine import cases as engine
 from casemgr.engine.processes import publish
-from casemgr.engine.scripts import RestrictedEnvironment, ScriptRefused, ScriptTimeout, check_code
+from casemgr.engine.scripts import (
+    RestrictedEnvironment,
+    ScriptMemoryExceeded,
+    ScriptRefused,
+    ScriptTimeout,
+    check_code,
+)
 from casemgr.engine.specs import content_hash, parse_process
 from casemgr.engine.validation import validate_bpmn
 from casemgr.extensions import db
@@ -84,6 +90,8 @@ ESCAPES = [
         "count = [0 for i in range(999) for j in range(999) for k in range(999)]",
         TIMEOUT,
     ),
+    # Whichever limit it reaches first: a gigabyte in well under a second.
+    ("memory bomb", "y = [[0] * 99999 for i in range(999)]", (ScriptMemoryExceeded, ScriptTimeout)),
     (
         "timeout caught",
         "while True:\n    try:\n        while True:\n            pass\n    except Exception:\n"
@@ -100,6 +108,11 @@ ESCAPES = [
     (
         "loop in finally",
         "try:\n    while True:\n        pass\nfinally:\n    while True:\n        pass",
+        REFUSED,
+    ),
+    (
+        "loop in a handler",
+        "try:\n    while True:\n        pass\nexcept Exception:\n    while True:\n        pass",
         TIMEOUT,
     ),
 ]
@@ -187,6 +200,14 @@ def test_every_escape_as_a_script_task_in_a_real_case_leaves_the_case_as_it_was(
         task_id = case.tasks[0].id
     done = spec.post(f"/api/v1/tasks/{task_id}/complete", json={"data": {}})
     assert done.status_code == 200 and done.get_json()["status"] == "completed"
+
+
+def test_a_memory_bomb_within_the_time_limit_is_stopped_by_the_memory_limit():
+    env = RestrictedEnvironment(time_limit=20)
+    started = time.monotonic()
+    with pytest.raises(ScriptMemoryExceeded, match="memory limit"):
+        env.execute("y = [[[0] * 99999 for i in range(999)] for j in range(999)]", {})
+    assert time.monotonic() - started < 15  # stopped by memory, long before the time limit
 
 
 @pytest.mark.parametrize(

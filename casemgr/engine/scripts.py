@@ -6,18 +6,19 @@ underscore names at compile time and routes attribute, item and iteration access
 guards at run time. On top of that: a whitelist of builtins, and size guards on every
 operation that can build a huge value in one C call (``** * + << %``, f-string widths,
 ``str.ljust``/``replace``/``join``…, ``sum`` of lists, ``Decimal`` exponents), because the
-wall-clock limit, a trace function on the script's own frames, only acts between opcodes.
+time and memory limits, a trace function on the script's own frames, act only between
+opcodes; and the limits raise what no script can catch (see ``_Limits``).
 """
 
 from __future__ import annotations
 
 import ast
-import ctypes
 import decimal
 import math
 import operator
+import os
 import re
-import threading
+import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -51,6 +52,8 @@ MAX_FORMAT_WIDTH = 1000
 # otherwise run for minutes inside one C call, out of reach of the time limit.
 MAX_DECIMAL_EXPONENT = 1000
 MAX_BUSINESS_HOURS = 10_000
+# How much a running script may grow the process (resident memory) before it is stopped.
+MAX_SCRIPT_MEMORY = 256 * 2**20
 
 
 class ScriptRefused(Exception):
@@ -61,9 +64,17 @@ class ScriptTimeout(Exception):
     """What the caller sees when a script ran past its time limit."""
 
 
+class ScriptMemoryExceeded(Exception):
+    """What the caller sees when a script grew the process by more than its memory limit."""
+
+
 class _Expired(BaseException):
     """Raised inside a running script at its deadline. A BaseException, so no handler a
     script may write (``except Exception``; bare ``except:`` is refused) can swallow it."""
+
+
+class _OutOfMemory(_Expired):
+    """Raised inside a running script that has grown the process past its memory limit."""
 
 
 class _Policy(RestrictingNodeTransformer):
@@ -96,11 +107,9 @@ class _Policy(RestrictingNodeTransformer):
         return super().visit_ExceptHandler(node)
 
     def visit_Try(self, node: ast.Try) -> ast.AST:
-        """``return``/``break``/``continue`` in a ``finally`` would swallow the time limit."""
-        for stmt in node.finalbody:
-            for inner in ast.walk(stmt):
-                if isinstance(inner, ast.Return | ast.Break | ast.Continue):
-                    self.error(inner, "return, break and continue are not allowed in finally")
+        """A ``finally`` runs after the time limit has stopped the script, unwatched."""
+        if node.finalbody:
+            self.error(node.finalbody[0], "finally is not allowed in process scripts")
         return super().visit_Try(node)
 
     def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
@@ -476,86 +485,72 @@ def check_code(source: str, mode: str = "exec") -> list[str]:
     return []
 
 
-class _Watchdog:
-    """One daemon thread that interrupts scripts past their deadline.
+class _Limits:
+    """A trace function on the script's own frames: its wall-clock and memory limits.
 
-    A trace function cannot do it: CPython unsets the trace when the trace function raises,
-    so a script that catches the first timeout (or runs a loop in a ``finally``) would go on
-    untraced for ever. The watchdog instead raises ``_Expired`` asynchronously in the
-    script's thread (``PyThreadState_SetAsyncExc``), checked by the interpreter at every
-    loop back-jump and call, and again every ``REPEAT`` seconds until the script has left.
+    When it raises, CPython unsets the trace for the rest of the run, so whatever the script
+    does after that is unwatched. Hence what it raises is ``_Expired``, a BaseException that
+    no handler a script may write catches (``except Exception``; a bare ``except:`` and
+    ``finally`` are refused at compile time), and the script simply unwinds.
     """
 
-    REPEAT = 0.05
+    MEMORY_EVERY = 250  # opcodes between two reads of the resident size
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._deadlines: dict[int, float] = {}
-        self._fired: set[int] = set()
-        self._thread: threading.Thread | None = None
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+        rss = _resident_bytes()
+        self.ceiling = None if rss is None else rss + MAX_SCRIPT_MEMORY
+        self.events = 0
 
-    def arm(self, seconds: float) -> None:
-        ident = threading.get_ident()
-        with self._cond:
-            self._deadlines[ident] = time.monotonic() + seconds
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="casemgr-script-watchdog", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
+    def __call__(self, frame, event, arg):
+        if frame.f_code.co_filename != SCRIPT_FILENAME:
+            return None
+        # Opcode events too: `while True: pass` on one line raises no line events.
+        frame.f_trace_opcodes = True
+        return self._local
 
-    def disarm(self) -> None:
-        ident = threading.get_ident()
-        with self._cond:
-            self._deadlines.pop(ident, None)
-            if ident in self._fired:
-                self._fired.discard(ident)
-                _async_raise(ident, None)  # drop an interrupt not yet delivered
-
-    def _run(self) -> None:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                for ident, deadline in list(self._deadlines.items()):
-                    if deadline <= now:
-                        _async_raise(ident, _Expired)
-                        self._fired.add(ident)
-                        self._deadlines[ident] = now + self.REPEAT
-                wait = min(self._deadlines.values(), default=now + 60) - now
-                self._cond.wait(timeout=max(wait, 0.001))
+    def _local(self, frame, event, arg):
+        if time.monotonic() > self.deadline:
+            raise _Expired
+        self.events += 1
+        if self.ceiling is not None and self.events % self.MEMORY_EVERY == 0:
+            rss = _resident_bytes()
+            if rss is not None and rss > self.ceiling:
+                raise _OutOfMemory
+        return self._local
 
 
-def _async_raise(ident: int, exc_type: type[BaseException] | None) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(ident), ctypes.py_object(exc_type) if exc_type else None
-    )
+def _resident_bytes() -> int | None:
+    """This process's resident memory (Linux); None where /proc is not there."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-_watchdog = _Watchdog()
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _run_with_deadline(fn, seconds: float):
     try:
         return _run_armed(fn, seconds)
+    except _OutOfMemory:
+        limit = MAX_SCRIPT_MEMORY // 2**20
+        message = f"script used more than its memory limit of {limit} MB"
+        raise ScriptMemoryExceeded(message) from None
     except _Expired:
         raise ScriptTimeout(f"script exceeded its time limit of {seconds:g} s") from None
 
 
 def _run_armed(fn, seconds: float):
-    _watchdog.arm(seconds)
+    previous = sys.gettrace()
+    sys.settrace(_Limits(seconds))
     try:
         with decimal.localcontext(_decimal_context()):
             return fn()
     finally:
-        # An interrupt may land while disarming; disarm until it sticks, or the watchdog
-        # would go on interrupting this thread after the script has left.
-        while True:
-            try:
-                _watchdog.disarm()
-                break
-            except _Expired:
-                continue
+        sys.settrace(previous)
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
