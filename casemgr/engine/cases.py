@@ -11,6 +11,7 @@ from datetime import datetime
 from flask import current_app
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from casemgr import forms
@@ -201,28 +202,30 @@ def read_task(task_id: int, user: User) -> TaskRecord:
     return row
 
 
-# What another person's claim or completion changes on a task row.
-_TASK_STATE = (
-    "state",
-    "assignee_id",
-    "assignee",
-    "completed_by_id",
-    "completed_by",
-    "completed_at",
-)
-
-
 def task_to_change(task_id: int, user: User) -> TaskRecord:
-    """get_task for an action that changes the task: the case is read again, then the task's
-    state. A change committed before the task's read shows in it (a 409 from the checks); one
-    after the case's read fails the case's version check at commit (a 409 too). Read the
-    other way round (or the case read again later: a full refresh of the task makes its
-    `case` load anew), a request that read the task just before another person's claim
-    committed passed with a fresh case and a stale task, and took the task over (two people
-    then both held it; found by bench/load.py)."""
-    row = get_task(task_id, user)
-    db.session.refresh(row.case)
-    db.session.refresh(row, _TASK_STATE)
+    """get_task for an action that changes the task: the task and its case read anew by one
+    statement, so both come from one moment. A change committed before it shows in the task
+    (a 409 from the checks); one after it fails the case's version check at commit (a 409
+    too). Read one after the other, a request that read the task just before another
+    person's claim committed could pass with a fresh case and a stale task, and take the
+    task over (two people then both held it; found by bench/load.py)."""
+    if not 0 < task_id < 2**63:
+        raise NotFound(f"no task {task_id}")
+    found = db.session.execute(
+        db.select(TaskRecord, Case)
+        .join(Case, Case.id == TaskRecord.case_id)
+        .where(TaskRecord.id == task_id)
+        .execution_options(populate_existing=True)
+    ).first()
+    if found is None:
+        raise NotFound(f"no task {task_id}")
+    row, case = found
+    db.session.expire(row, ["assignee", "completed_by"])  # follow the fresh ids when read
+    # The task's `case` is this statement's row: a lazy load would read the case again,
+    # later than the task, and reopen the race.
+    set_committed_value(row, "case", case)
+    if not access.can_see_task(user, row):
+        raise Forbidden("this task is not in your queues or cases")
     return row
 
 

@@ -126,7 +126,7 @@ def set_follow_up(task_id: int, until: datetime | None, user: User, reason: str 
     Parking a task makes it yours: a queue task claimed by nobody would vanish for the whole
     role, so it is claimed first (refused as a claim would be: role, four-eyes, another's).
     """
-    row = cases.get_task(task_id, user)
+    row = cases.task_to_change(task_id, user)
     cases.check_can_work(row, user)
     now = clock.now()
     if until is not None and until <= now:
@@ -152,7 +152,7 @@ def set_follow_up(task_id: int, until: datetime | None, user: User, reason: str 
 
 def set_priority(task_id: int, priority, user: User, reason: str = "") -> TaskRecord:
     """The assignee, or a manager for any task, ranks it (1 low ... 4 urgent)."""
-    row = cases.get_task(task_id, user)
+    row = cases.task_to_change(task_id, user)
     if row.assignee_id != user.id and not access.can_manage_tasks(user):
         raise Forbidden("only the assignee, a credit manager or an admin may set the priority")
     _open(row)
@@ -185,7 +185,7 @@ def delegate(task_id: int, username: str, user: User, reason: str = "") -> TaskR
     and be allowed by the four-eyes rule. The owner is told when it is delegated by someone
     else, and when the delegate completes it, gives it back or it moves on (see the hook).
     """
-    row = cases.get_task(task_id, user)
+    row = cases.task_to_change(task_id, user)
     manager = access.can_manage_tasks(user)
     if row.assignee_id is None:
         cases.check_can_work(row, user)  # delegating from the queue claims it first
@@ -232,7 +232,7 @@ def delegate(task_id: int, username: str, user: User, reason: str = "") -> TaskR
 
 def take_back(task_id: int, user: User, reason: str = "") -> TaskRecord:
     """The owner of a delegated task takes it back (a manager may give it back for them)."""
-    row = cases.get_task(task_id, user)
+    row = cases.task_to_change(task_id, user)
     _open(row)
     if row.delegated_from_id is None:
         raise Conflict("this task is not delegated")

@@ -134,3 +134,26 @@ def test_a_completion_that_read_the_task_before_a_claim_committed_is_refused(rac
     outcome = run(lambda tid, who: engine.complete_task(tid, review(), who))
     assert outcome.startswith("409 this task is claimed by")
     assert holder(app, task_id) == ("spec", "open")
+
+
+def test_a_follow_up_set_from_a_stale_read_does_not_take_the_task_over(race):
+    """Setting a follow-up claims a queue task first: it must meet the claim's rule."""
+    from datetime import timedelta
+
+    from casemgr.engine import clock, worklist
+
+    app, task_id, run = race
+    later = clock.now() + timedelta(days=2)
+    outcome = run(lambda tid, who: worklist.set_follow_up(tid, later, who))
+    assert outcome.startswith("409 this task is claimed by")
+    assert holder(app, task_id) == ("spec", "open")
+
+
+def test_a_delegation_from_a_stale_read_does_not_take_the_task_over(race):
+    from casemgr.engine import worklist
+
+    app, task_id, run = race
+    outcome = run(lambda tid, who: worklist.delegate(tid, "dual", who))
+    # The fresh read shows the task is spec's: only its assignee (or a manager) may hand it on.
+    assert "only the assignee, a credit manager or an admin may delegate" in outcome
+    assert holder(app, task_id) == ("spec", "open")
