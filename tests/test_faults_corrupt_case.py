@@ -202,3 +202,41 @@ def test_a_migration_skips_a_damaged_case_and_says_why(ctx):
     assert check_migration(db.session.get(Case, good_case), target).safe
     check = check_migration(db.session.get(Case, bad_case), target)
     assert not check.safe and "stored state is damaged: " in check.reason
+
+
+def test_a_payment_goes_through_when_a_damaged_case_awaits_it_too(api):
+    """Two referrals wait for payment; one's state is damaged. Paying both customers in full
+    posts both payments, ends the sound case, and flags the damaged one instead of failing."""
+    from tests.test_case_collection_referral import DEMAND, SMALL, add_customer, today
+
+    app = api.app
+    waiting = {}
+    with app.app_context():
+        for number in ("C-300", "C-301"):
+            invoices = tuple((f"{number}-{n}", amount, days) for n, amount, days in SMALL)
+            add_customer(invoices, number=number)
+            case = engine.start_case(
+                "collection_referral",
+                {"customer_number": number, "trigger": "over_90_days"},
+                find_user("spec"),
+            )
+            task = next(t for t in case.tasks if t.state == "open")
+            demand = dict(DEMAND, letter_sent_on=today().isoformat())
+            case = engine.complete_task(task.id, demand, find_user("spec"))
+            assert case.awaiting == ",payment_received,"
+            waiting[number] = case.id
+    _damage(app, waiting["C-300"], _unknown_spec)
+
+    for number in ("C-300", "C-301"):
+        paid = api.as_("ctrl").post(
+            "/api/v1/payments",
+            json={"customer_number": number, "amount": "4000.00", "method": "check"},
+        )
+        assert paid.status_code == 201, paid.get_json()
+        assert paid.get_json()["cleared"] is True
+    assert paid.get_json()["cases_ended"] == [waiting["C-301"]]
+
+    with app.app_context():
+        damaged = db.session.get(Case, waiting["C-300"])
+        assert CorruptCaseState.is_flag(damaged.broken) and damaged.status == "open"
+        assert db.session.get(Case, waiting["C-301"]).status == "completed"

@@ -6,7 +6,9 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 
 from casemgr.engine.cases import _advance, _commit_or_conflict
+from casemgr.engine.errors import CorruptCaseState
 from casemgr.engine.step import StepContext
+from casemgr.engine.timers import mark_broken
 from casemgr.extensions import db
 from casemgr.models import Case, User
 
@@ -23,6 +25,8 @@ def deliver_in_transaction(case: Case, name: str, payload: dict, actor: User | N
     """Deliver within the caller's transaction; False when the case does not wait for it."""
     if not case.awaiting or f",{name}," not in case.awaiting:
         return False
+    if CorruptCaseState.is_flag(case.broken):
+        return False  # its stored state does not load: a payment or promise must not fail on it
     ctx = StepContext(case, actor)
     ctx.record("message_received", message=name, payload=payload)
 
@@ -30,7 +34,13 @@ def deliver_in_transaction(case: Case, name: str, payload: dict, actor: User | N
         wf.send_event(BpmnEvent(MessageEventDefinition(name), payload=dict(payload)))
         return wf
 
-    _advance(case, actor, ctx, act)
+    try:
+        _advance(case, actor, ctx, act)
+    except CorruptCaseState as exc:
+        # Its state did not load, so nothing of this case changed: flag it within the
+        # caller's transaction, and the payment or promise goes on for every other case.
+        mark_broken(case, exc.flag_message)
+        return False
     return True
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from casemgr.engine import clock
 from casemgr.engine.cases import wake_case
+from casemgr.engine.errors import CaseBroken, CorruptCaseState
 from casemgr.extensions import db
 from casemgr.models import Case, CaseEvent
 
@@ -153,13 +154,28 @@ def flag_broken(case_id: int, message: str) -> None:
     case = db.session.get(Case, case_id)
     if case is None:
         return
+    mark_broken(case, message)
+    db.session.commit()
+
+
+def mark_broken(case: Case, message: str) -> None:
+    """Flag a case for an admin in the current transaction (once per distinct message)."""
+    if case.broken == message[:2000]:
+        return
     case.broken = message[:2000]
     db.session.add(
         CaseEvent(
             case=case, at=clock.now(), actor="system", kind="error", detail={"message": message}
         )
     )
-    db.session.commit()
+
+
+def flag_damaged(exc: CaseBroken) -> None:
+    """After a request failed on a case whose stored state does not load: roll the request
+    back and flag the case for an admin (its own transaction). Other failures: nothing."""
+    if isinstance(exc, CorruptCaseState) and exc.case_id is not None:
+        db.session.rollback()
+        flag_broken(exc.case_id, exc.flag_message)
 
 
 def retry_broken_case(case_id: int, actor: str) -> bool:

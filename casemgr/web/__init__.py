@@ -100,6 +100,9 @@ def register_error_pages(app: Flask) -> None:
     @app.errorhandler(EngineError)
     def _engine(err: EngineError):
         db.session.rollback()
+        from casemgr.engine.timers import flag_damaged
+
+        flag_damaged(err)  # a case whose stored state does not load: flagged for an admin
         return error_page(err.status, sentence(err.message))
 
     @app.errorhandler(HTTPException)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
-from casemgr.engine.errors import EngineError
+from casemgr.engine.errors import CaseBroken, EngineError
+from casemgr.engine.timers import flag_damaged
 from casemgr.web.api import bp
 from casemgr.web.db_errors import register_db_errors
 
@@ -33,6 +34,8 @@ def _api_error(err: ApiError):
 
 @bp.errorhandler(EngineError)
 def _engine_error(err: EngineError):
+    if isinstance(err, CaseBroken):
+        flag_damaged(err)  # e.g. a payment that would have ended a damaged case
     return ApiError(err.status, err.message, err.errors).response()
 
 
