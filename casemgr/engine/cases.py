@@ -154,10 +154,13 @@ def _checked_start_data(start_form: str | None, data: dict) -> dict:
     form_cls = forms.get_form_class(start_form)
     if form_cls is None:
         return data
-    _clean, errors = forms.validate(form_cls, data, partial=True)
-    if errors:
-        raise Invalid("some values are not valid", errors)
+    # One validation: the values given must be right (a 422 names them); the missing ones
+    # (forms.validate's partial mode is this same check filtered to the given fields)
+    # are asked for later.
     full_clean, full_errors = forms.validate(form_cls, data)
+    wrong = {name: errs for name, errs in full_errors.items() if name in data}
+    if wrong:
+        raise Invalid("some values are not valid", wrong)
     merged = {**data, **full_clean}
     if full_errors:
         # Keep what was given as given; the intake task will ask for the rest.
@@ -168,8 +171,10 @@ def _checked_start_data(start_form: str | None, data: dict) -> dict:
 
 def _assign_first_task_to_starter(case: Case, user: User, ctx: StepContext) -> None:
     """An incomplete intake goes back to whoever started the case, if they hold its role."""
+    if (case.data or {}).get("intake_complete", True):
+        return  # the usual start: nothing to ask of the starter, no task list to load
     open_tasks = [t for t in case.tasks if t.state == "open"]
-    if len(open_tasks) == 1 and not (case.data or {}).get("intake_complete", True):
+    if len(open_tasks) == 1:
         task = open_tasks[0]
         if task.role in user.role_keys:
             task.assignee = user
