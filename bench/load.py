@@ -54,6 +54,7 @@ from bench.timers import (
     stop,
     wait_ready,
 )
+from tests import credit_data
 
 SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "120"))
 USERS = int(os.environ.get("BENCH_LOAD_USERS", "50"))
@@ -63,20 +64,7 @@ DATABASE = "casemgr_bench_load"
 PASSWORD = "bench-password-1"
 BIN = Path(sys.executable).parent
 KINDS = ("start", "inbox", "open task", "claim", "complete review", "complete approval")
-INTAKE = {
-    "legal_name": "Acme Widgets LLC",
-    "tax_id": "12-3456789",
-    "address": "1 Main St, Springfield, IL 62701",
-    "contact_email": "ap@acme.example",
-    "years_in_business": 5,
-    "requested_limit": "25000.00",
-    "requested_terms_days": 30,
-    "trade_ref_1": "Globex, J. Smith, 555-0101",
-    "trade_ref_2": "Initech, P. Gibbons, 555-0102",
-    "trade_ref_3": "Umbrella, A. Wesker, 555-0103",
-    "bank_reference": "First Bank, M. Jones, 555-0199",
-    "sales_rep": "rep",
-}
+INTAKE = credit_data.INTAKE
 
 
 def review(automatic: bool) -> dict:

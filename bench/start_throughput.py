@@ -30,24 +30,12 @@ from casemgr.engine.step import StepContext, current_step
 from casemgr.engine.workflows import new_workflow, ready_human_tasks
 from casemgr.extensions import db
 from casemgr.models import Case, CaseType
+from tests import credit_data
 
 STARTS = 300
 CASE_TYPE = "credit_application"
-# A complete intake (tests/credit_data.INTAKE): the case goes straight to the specialist queue.
-INTAKE = {
-    "legal_name": "Acme Widgets LLC",
-    "tax_id": "12-3456789",
-    "address": "1 Main St, Springfield, IL 62701",
-    "contact_email": "ap@acme.example",
-    "years_in_business": 5,
-    "requested_limit": "25000.00",
-    "requested_terms_days": 30,
-    "trade_ref_1": "Globex, J. Smith, 555-0101",
-    "trade_ref_2": "Initech, P. Gibbons, 555-0102",
-    "trade_ref_3": "Umbrella, A. Wesker, 555-0103",
-    "bank_reference": "First Bank, M. Jones, 555-0199",
-    "sales_rep": "spec",
-}
+# A complete intake: the case goes straight to the specialist queue.
+INTAKE = {**credit_data.INTAKE, "sales_rep": "spec"}
 
 
 def _app(url: str):

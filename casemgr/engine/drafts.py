@@ -8,8 +8,8 @@
   running ones keep theirs. **Restore** publishes an old version, tables and all, as N+1.
 * **Diff** between two versions: added, removed and changed elements, in words.
 * **Replay** (``casemgr.engine.replay``): the recorded data of the last completed cases,
-  run through a draft with service calls stubbed, to show which would now take another
-  path, wait elsewhere, decide otherwise or fail.
+  run through a draft with service calls answered as recorded, to show which would now
+  take another path, wait elsewhere, decide otherwise or fail.
 * **Migration** of running cases to a newer version, where the elements they wait on still
   exist; each case in its own transaction, each with its answer.
 * **Heat map**: how many cases wait at each task now, and for how long (median).
