@@ -67,4 +67,18 @@ def test_labels_carry_their_details(ctx):
     assert texts["attachment_added"].startswith("Attached “pod.pdf” (2")
     assert "high" in texts["task_priority"] and "normal" in texts["task_priority"]
     assert texts["service_called"] == 'ledger.credit_check answered: "ok"'
+    [record] = timeline(
+        [
+            CaseEvent(
+                id=2,
+                case_id=1,
+                at=at,
+                actor="x",
+                kind="service_called",
+                detail={"operation": "ledger.credit_check", "result": {"credit_limit": "20000.00"}},
+            )
+        ]
+    )
+    assert record.text == "ledger.credit_check answered"
+    assert ("Credit limit", "20,000.00") in record.data
     assert db.session is not None

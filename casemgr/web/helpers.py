@@ -306,14 +306,19 @@ def _event_text(kind: str, d: dict) -> str:
             f"Attached “{d.get('filename', '')}” ({human_size(int(d.get('size') or 0))})"
         ),
         "comment": f"Commented: “{d.get('excerpt', '')}”",
-        "service_called": f"{d.get('operation', 'A service')} answered: "
-        + _short(json.dumps(d.get("result"), default=str)),
+        "service_called": _service_text(d),
     }
     return texts.get(kind, kind.replace("_", " ").capitalize())
 
 
-def _short(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _service_text(d: dict) -> str:
+    """A service's answer: a plain value said in the sentence, a record shown as data."""
+    text = f"{d.get('operation', 'A service')} answered"
+    result = d.get("result")
+    if isinstance(result, dict | list) or result is None:
+        return text
+    shown = json.dumps(result, default=str)
+    return f"{text}: {shown if len(shown) <= 120 else shown[:119] + '…'}"
 
 
 _SHOWN_DETAIL = {
@@ -327,6 +332,9 @@ _HIDDEN_DETAIL_KEYS = {"action", "task", "title", "task_id", "to", "from"}
 
 
 def _event_data(kind: str, detail: dict) -> list[tuple[str, str]]:
+    if kind == "service_called":
+        result = detail.get("result")
+        return data_items(result) if isinstance(result, dict) else []
     if kind not in _SHOWN_DETAIL:
         return []
     key = _SHOWN_DETAIL[kind]
