@@ -85,6 +85,7 @@ class LoginResult:
 
     user: User | None
     locked: bool = False
+    unknown: bool = False  # no such user: the caller keeps the same count for the name
 
 
 @cache
@@ -117,7 +118,7 @@ def check_login(
     found = find_user(username.strip())
     if found is None:
         _spend_hash_time(password)
-        return LoginResult(None)
+        return LoginResult(None, unknown=True)
     right = found.check_password(password)
     if is_locked(found, now):
         return LoginResult(None, locked=True)

@@ -81,6 +81,23 @@ def test_five_wrong_passwords_lock_the_account_even_for_the_right_one(app):
     assert login(app.test_client(), "spec2").status_code == 302
 
 
+def test_a_name_nobody_has_locks_like_a_real_account(app):
+    """Otherwise "locked" after five tries would tell an attacker which names exist."""
+    real, ghost = app.test_client(), app.test_client()
+    answers = {}
+    for client, name in ((real, "spec"), (ghost, "no-such-person")):
+        steps = [login(client, name, "wrong-password") for _ in range(5)]
+        answers[name] = [(r.status_code, LOCKED in page(r), INVALID in page(r)) for r in steps]
+    assert answers["spec"] == answers["no-such-person"]
+    assert answers["spec"][-1] == (401, True, False)
+    assert answers["spec"][0] == (401, False, True)
+    # Other names, real or not, are not affected.
+    other_address = {"REMOTE_ADDR": "10.0.0.9"}  # this one has used up its ten failures
+    assert INVALID in page(
+        login(app.test_client(), "another-ghost", "wrong-password", environ_base=other_address)
+    )
+
+
 def test_the_lock_runs_out_and_a_good_login_then_starts_a_fresh_count(app):
     app.config["LOGIN_LOCKOUT_THRESHOLD"] = 2
     client = app.test_client()

@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user, login_user, logout_user
+from limits import parse as parse_limit
 from wtforms import Form, PasswordField, StringField
 from wtforms.validators import InputRequired, Length
 
@@ -60,7 +61,19 @@ def authenticate(username: str, password: str) -> LoginResult:
         period=timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"]),
     )
     db.session.commit()
+    if result.unknown and not _count_unknown_name(username):
+        return LoginResult(None, locked=True, unknown=True)
     return result
+
+
+def _count_unknown_name(username: str) -> bool:
+    """A name nobody has is "locked" after as many failures as a real account: otherwise
+    the lockout message would tell which names exist. Counted in the log-in limit's store
+    (shared by every web process when it is Redis); False once the name is "locked"."""
+    config = current_app.config
+    allowed = max(config["LOGIN_LOCKOUT_THRESHOLD"] - 1, 1)
+    item = parse_limit(f"{allowed} per {config['LOGIN_LOCKOUT_MINUTES']} minutes")
+    return limiter.limiter.hit(item, "login-unknown-name", username.strip().lower())
 
 
 def _login_limit() -> str:
