@@ -174,3 +174,19 @@ def test_other_database_errors_stay_500s(api, outage):
         raise IntegrityError("INSERT", {}, Exception("duplicate"))
 
     assert api.as_("spec").get("/api/v1/_test_integrity").status_code == 500
+
+
+def test_an_sql_error_on_sqlite_is_a_500_not_an_outage(api, outage):
+    """SQLite reports "no such column" as an OperationalError too: that is a defect, not
+    a database out of reach, and "try again in 5 seconds" would hide it."""
+    from casemgr.extensions import db as database
+
+    api.app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @api.app.get("/api/v1/_test_bad_sql")
+    def _bad_sql():
+        database.session.execute(database.text("SELECT no_such_column FROM cases"))
+
+    response = api.as_("spec").get("/api/v1/_test_bad_sql")
+    assert response.status_code == 500
+    assert "Retry-After" not in response.headers

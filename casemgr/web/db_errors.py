@@ -41,11 +41,22 @@ def _raw_driver_errors() -> tuple[type[BaseException], ...]:
 RAW_DRIVER_ERRORS = _raw_driver_errors()
 
 
+# SQLite raises OperationalError for its SQL errors too ("no such column"): only these are
+# the database being out of reach, the rest is a defect and stays a 500.
+_SQLITE_OUTAGES = ("locked", "busy", "unable to open", "disk i/o", "readonly", "disk is full")
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Connection lost, server gone or refusing, database file locked or unopenable."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, (OperationalError, InterfaceError, *RAW_DRIVER_ERRORS))
+    if not isinstance(exc, (OperationalError, InterfaceError, *RAW_DRIVER_ERRORS)):
+        return False
+    driver_error = getattr(exc, "orig", exc)
+    if isinstance(driver_error, sqlite3.OperationalError):
+        text = str(driver_error).lower()
+        return any(marker in text for marker in _SQLITE_OUTAGES)
+    return True
 
 
 def _rollback() -> None:
