@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from casemgr.accounts import create_user, find_user, issue_token
 from casemgr.extensions import db
-from casemgr.models import ROLES
+from casemgr.models import ROLES, User
 
 users_cli = AppGroup("users", help="Manage users and API tokens.")
 timers_cli = AppGroup("timers", help="Wake cases whose timers are due.")
@@ -54,13 +54,19 @@ def users_create(
     click.echo(f"created {name} with roles {', '.join(roles)}")
 
 
+def _existing_user(name: str) -> User:
+    """The user called NAME, or the command stops with a clear message."""
+    user = find_user(name)
+    if user is None:
+        raise click.ClickException(f"no user {name!r}")
+    return user
+
+
 @users_cli.command("token")
 @click.argument("name")
 def users_token(name: str) -> None:
     """Print a new API token for NAME (alone on the last line)."""
-    user = find_user(name)
-    if user is None:
-        raise click.ClickException(f"no user {name!r}")
+    user = _existing_user(name)
     token = issue_token(user)
     db.session.commit()
     click.echo(f"New API token for {name} (store it now; it is not shown again):")
@@ -73,9 +79,7 @@ def users_revoke_tokens(name: str) -> None:
     """Revoke every API token of NAME (they answer 401 from now on)."""
     from casemgr.accounts import revoke_tokens
 
-    user = find_user(name)
-    if user is None:
-        raise click.ClickException(f"no user {name!r}")
+    user = _existing_user(name)
     count = revoke_tokens(user)
     db.session.commit()
     click.echo(f"revoked {count} token(s) of {name}")
@@ -100,9 +104,7 @@ def users_unlock(name: str) -> None:
     """Let NAME log in again at once (clears the failed log-in count)."""
     from casemgr.accounts import unlock
 
-    user = find_user(name)
-    if user is None:
-        raise click.ClickException(f"no user {name!r}")
+    user = _existing_user(name)
     unlock(user)
     db.session.commit()
     click.echo(f"unlocked {name}")
