@@ -80,5 +80,6 @@ def test_labels_carry_their_details(ctx):
         ]
     )
     assert record.text == "ledger.credit_check answered"
+    assert record.data_label == "Answer"
     assert ("Credit limit", "20,000.00") in record.data
     assert db.session is not None

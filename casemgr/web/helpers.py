@@ -270,6 +270,7 @@ class TimelineEntry:
     actor: str
     text: str
     data: list[tuple[str, str]]
+    data_label: str = "Details"  # what the data under the sentence is
 
 
 def _event_text(kind: str, d: dict) -> str:
@@ -309,6 +310,13 @@ def _event_text(kind: str, d: dict) -> str:
         "service_called": _service_text(d),
     }
     return texts.get(kind, kind.replace("_", " ").capitalize())
+
+
+_DATA_LABELS = {
+    "case_started": "Data entered",
+    "task_completed": "Data entered",
+    "service_called": "Answer",
+}
 
 
 def _service_text(d: dict) -> str:
@@ -361,6 +369,7 @@ def timeline(events: Iterable[CaseEvent]) -> list[TimelineEntry]:
             names.get(e.actor, e.actor),
             _event_text(e.kind, e.detail or {}),
             _event_data(e.kind, e.detail or {}),
+            _DATA_LABELS.get(e.kind, "Details"),
         )
         for e in events
     ]
