@@ -75,11 +75,15 @@ def test_labels_carry_their_details(ctx):
                 at=at,
                 actor="x",
                 kind="service_called",
-                detail={"operation": "ledger.credit_check", "result": {"credit_limit": "20000.00"}},
+                detail={
+                    "operation": "ledger.credit_check",
+                    "result": {"credit_limit": "20000.00", "exposure_after": "33500.00"},
+                },
             )
         ]
     )
     assert record.text == "ledger.credit_check answered"
     assert record.data_label == "Answer"
     assert ("Credit limit", "20,000.00") in record.data
+    assert ("Exposure after", "33,500.00") in record.data  # a ledger figure reads as money
     assert db.session is not None

@@ -70,6 +70,12 @@ VALUE_ALIASES = {
     "credit_limit": "recommended_limit",
 }
 
+# Ledger figures that services put in case data (ledger.credit_check's answer): money,
+# though no form field declares them.
+LEDGER_MONEY_KEYS = frozenset(
+    {"open_balance", "open_orders", "exposure", "exposure_after", "past_due", "available_credit"}
+)
+
 # Choice fields that record a decision are never pre-filled from earlier rounds of a case:
 # an approver who sent a case back must choose afresh, not find "send back" selected.
 DECISION_FIELD_SUFFIXES = ("decision", "_action")
@@ -206,7 +212,7 @@ def data_value(key: str, value) -> str:
         return "; ".join(f"{data_label(k)}: {data_value(k, v)}" for k, v in value.items())
     if info and str(value) in info.choices:
         return info.choices[str(value)]
-    if info and info.money:
+    if (info and info.money) or key in LEDGER_MONEY_KEYS:
         return money(value)
     return str(value)
 
