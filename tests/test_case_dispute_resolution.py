@@ -87,6 +87,12 @@ def pay(amount, reference):
     db.session.commit()
 
 
+def disputed() -> bool:
+    invoice = db.session.execute(db.select(Invoice).filter_by(number=INVOICE)).scalar_one()
+    db.session.refresh(invoice)
+    return invoice.disputed
+
+
 def balance():
     invoice = db.session.execute(db.select(Invoice).filter_by(number=INVOICE)).scalar_one()
     return invoice_open_balance(invoice)
@@ -544,3 +550,31 @@ def test_every_form_is_labelled_and_bounded(ctx):
                 assert field["max_length"], (key, field["name"])
             if field["type"] == "decimal":
                 assert field["max"] is not None, (key, field["name"])
+
+
+# --- the invoice's dispute mark -----------------------------------------------------------------
+
+
+def test_the_invoice_is_in_dispute_while_the_case_works_on_it_then_cleared_by_the_memo(ctx):
+    add_ledger("30000.00")
+    assert not disputed()
+    case = resolved("500.00", data=dispute(disputed_amount="500.00"))
+    assert disputed()  # statements and the aging export show it in dispute meanwhile
+    case = engine.complete_task(open_task(case).id, {"decision": "approve"}, user("spec2"))
+    assert case.outcome == "credit_memo_posted" and not disputed()
+    actions = [e.detail.get("action") for e in case.events if e.kind == "ledger"]
+    assert actions[0] == "invoice_disputed" and actions[-1] == "dispute_cleared"
+
+
+def test_a_denied_dispute_clears_the_mark_too(ctx):
+    add_ledger("1000.00", paid="200.00")
+    case = researched()
+    assert disputed()
+    engine.complete_task(open_task(case, "resolve_dispute").id, DENY, user("spec"))
+    assert not disputed()
+
+
+def test_an_incomplete_intake_marks_nothing_until_the_invoice_is_known(ctx):
+    add_ledger()
+    case = start(dispute(invoice_number=None, description=None))
+    assert open_names(case) == ["complete_intake"] and not disputed()

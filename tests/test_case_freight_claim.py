@@ -119,6 +119,12 @@ def balance():
     return invoice_open_balance(invoice)
 
 
+def disputed() -> bool:
+    invoice = db.session.execute(db.select(Invoice).filter_by(number=INVOICE)).scalar_one()
+    db.session.refresh(invoice)
+    return invoice.disputed
+
+
 def rows(model):
     return list(db.session.execute(db.select(model)).scalars())
 
@@ -572,6 +578,7 @@ def test_a_claim_opened_by_a_dispute_clears_that_deduction_when_the_carrier_pays
     }
     dispute = complete(dispute, "resolve_dispute", resolution)
     assert dispute.outcome == "freight_claim_opened" and balance() == Decimal("1200.00")
+    assert disputed()  # the deduction is still in dispute, now with the carrier
     case = db.session.get(Case, dispute.data["freight_claim_case_id"])
     case = complete(case, "gather_documents", DOCUMENTS, who="spec2")
     case = complete(case, "file_claim", FILING, who="spec2")
@@ -581,5 +588,6 @@ def test_a_claim_opened_by_a_dispute_clears_that_deduction_when_the_carrier_pays
     [memo] = rows(CreditMemo)
     assert (memo.amount, memo.case_id) == (Decimal("1200.00"), case.id)
     assert balance() == Decimal("0.00")
+    assert not disputed()  # settled: statements and reports no longer show it in dispute
     # The specialist who opened the claim from the dispute hears of the outcome.
     assert [n.user_id for n in rows(Notification) if n.case_id == case.id] == [user("spec").id]

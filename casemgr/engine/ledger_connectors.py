@@ -95,6 +95,30 @@ def credit_memo(p: dict) -> int:
     return memo.id
 
 
+@operation("ledger.mark_disputed")
+def mark_disputed(p: dict) -> bool:
+    """An invoice in dispute while a case works on it. No invoice number (a freight claim
+    with no customer deduction behind it): nothing to mark."""
+    number = str(p.get("invoice_number") or "").strip()
+    disputed = _flag(p["disputed"])
+    if not number:
+        return False
+    operations.set_invoice_disputed(str(p["customer_number"]), number, disputed)
+    step_context().record(
+        "ledger", action="invoice_disputed" if disputed else "dispute_cleared", invoice=number
+    )
+    return disputed
+
+
+def _flag(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ValueError(f"disputed must be true or false, not {value!r}")
+    return text == "true"
+
+
 @operation("ledger.write_off")
 def write_off(p: dict) -> str:
     ctx = step_context()

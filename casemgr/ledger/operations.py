@@ -156,6 +156,13 @@ def post_credit_memo(
     return memo
 
 
+def set_invoice_disputed(customer_number: str, invoice_number: str, disputed: bool) -> Invoice:
+    """Mark an invoice as in dispute (statements and reports show it) or clear the mark."""
+    invoice = _invoice(find_customer(customer_number), invoice_number)
+    invoice.disputed = disputed
+    return invoice
+
+
 def _oldest_first_open(customer: Customer) -> list[tuple[Invoice, Decimal]]:
     invoices = db.session.execute(
         select(Invoice)
