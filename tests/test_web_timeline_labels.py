@@ -87,3 +87,24 @@ def test_labels_carry_their_details(ctx):
     assert ("Credit limit", "20,000.00") in record.data
     assert ("Exposure after", "33,500.00") in record.data  # a ledger figure reads as money
     assert db.session is not None
+
+
+def test_a_service_that_says_what_it_did_is_not_said_twice(ctx):
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+
+    def event(i, kind, detail):
+        return CaseEvent(id=i, case_id=1, at=at, actor="spec", kind=kind, detail=detail)
+
+    entries = timeline(
+        [
+            event(1, "ledger", {"action": "credit_memo_posted", "invoice": "INV-1"}),
+            event(2, "service_called", {"operation": "ledger.credit_memo", "result": 7}),
+            event(3, "service_called", {"operation": "ledger.credit_check", "result": {}}),
+        ]
+    )
+    assert [e.text for e in entries] == [
+        "Ledger: credit memo posted",
+        "ledger.credit_check answered",  # a look-up's answer is the only record of it
+    ]

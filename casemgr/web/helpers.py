@@ -365,9 +365,22 @@ def _parse(text: str | None) -> datetime | None:
         return None
 
 
+# Operations that write their own event just before their answer is recorded: on the page
+# that event says it (the answer stays in the audit and the API's timeline).
+_SAYS_ITSELF = {"ledger", "notified", "case_linked"}
+
+
+def _shown(events: list[CaseEvent]) -> list[CaseEvent]:
+    return [
+        e
+        for before, e in zip([None, *events], events, strict=False)
+        if not (e.kind == "service_called" and before is not None and before.kind in _SAYS_ITSELF)
+    ]
+
+
 def timeline(events: Iterable[CaseEvent]) -> list[TimelineEntry]:
     """The case's events, oldest first, as sentences with the data each step entered."""
-    events = sorted(events, key=lambda e: (e.at, e.id))
+    events = _shown(sorted(events, key=lambda e: (e.at, e.id)))
     names = user_labels({e.actor for e in events})
     return [
         TimelineEntry(
