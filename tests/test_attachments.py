@@ -17,6 +17,7 @@ from casemgr.engine.cases import start_case
 from casemgr.extensions import db
 from casemgr.models import Attachment, CaseEvent, Comment
 from tests.credit_data import INTAKE
+from tests.web_client import client_for
 
 PASSWORD = "correct-horse-1"
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -47,13 +48,6 @@ def storage(app, tmp_path):
 
 def stored_files(folder) -> list:
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
-
-
-def client_for(app, name: str):
-    client = app.test_client()
-    response = client.post("/login", data={"username": name, "password": PASSWORD})
-    assert response.status_code == 302, f"{name} could not log in"
-    return client
 
 
 @pytest.fixture

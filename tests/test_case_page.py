@@ -15,16 +15,10 @@ from casemgr.engine.processes import publish
 from casemgr.extensions import db
 from casemgr.models import AccountNote, Case, CaseLink, Customer, ProcessVersion
 from tests.credit_data import INTAKE, review
+from tests.web_client import client_for
 
 PASSWORD = "correct-horse-1"
 SUBPROCESS_LOOP = (Path(__file__).parent / "bpmn" / "subprocess_loop.bpmn").read_text()
-
-
-def client_for(app, name: str):
-    client = app.test_client()
-    response = client.post("/login", data={"username": name, "password": PASSWORD})
-    assert response.status_code == 302, f"{name} could not log in"
-    return client
 
 
 def waiting_on_the_customer(app) -> int:

@@ -15,15 +15,9 @@ from casemgr.engine import cases as engine
 from casemgr.extensions import db
 from casemgr.models import TaskRecord
 from tests.credit_data import INTAKE, review
+from tests.web_client import client_for
 
 PASSWORD = "correct-horse-1"
-
-
-def client_for(app, name: str):
-    client = app.test_client()
-    response = client.post("/login", data={"username": name, "password": PASSWORD})
-    assert response.status_code == 302, f"{name} could not log in"
-    return client
 
 
 def review_task(app, **data) -> int:

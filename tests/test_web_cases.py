@@ -9,6 +9,7 @@ from casemgr.accounts import find_user
 from casemgr.engine.cases import complete_task, start_case
 from casemgr.extensions import db
 from casemgr.models import Case, Customer, Notification
+from tests.web_client import client_for
 
 PASSWORD = "correct-horse-1"
 
@@ -26,13 +27,6 @@ FORM = {
     "bank_reference": "First Bank, M. Jones, 555-0199",
     "sales_rep": "rep",
 }
-
-
-def client_for(app, name: str):
-    client = app.test_client()
-    response = client.post("/login", data={"username": name, "password": PASSWORD})
-    assert response.status_code == 302, f"{name} could not log in"
-    return client
 
 
 def run_to_approval(app, who: str = "rep", legal_name: str = "Acme Widgets LLC") -> int:

@@ -14,6 +14,7 @@ import pytest
 
 from casemgr.extensions import db
 from casemgr.models import Customer, Invoice, Payment
+from tests.web_client import client_for
 
 PASSWORD = "correct-horse-1"
 
@@ -34,13 +35,6 @@ def app(app, tmp_path):
     """Uploads staged in this test's own folder, not the instance folder."""
     app.config["IMPORT_STAGING_DIR"] = str(tmp_path / "staging")
     return app
-
-
-def client_for(app, name: str):
-    client = app.test_client()
-    response = client.post("/login", data={"username": name, "password": PASSWORD})
-    assert response.status_code == 302, f"{name} could not log in"
-    return client
 
 
 def upload(client, kind: str, text: str | bytes, encoding: str = "utf-8", name="ledger.csv"):

@@ -15,6 +15,7 @@ from casemgr.extensions import db
 from casemgr.models import AccountNote, Customer, Invoice, Order, Payment, PromiseToPay
 from casemgr.web.reports import month_ends
 from tests.test_api_payments import waiting_case
+from tests.web_client import client_for
 
 PASSWORD = "correct-horse-1"
 TODAY = date.today()
@@ -22,13 +23,6 @@ TODAY = date.today()
 
 def days(n: int) -> date:
     return TODAY - timedelta(days=n)
-
-
-def client_for(app, name: str):
-    client = app.test_client()
-    response = client.post("/login", data={"username": name, "password": PASSWORD})
-    assert response.status_code == 302, f"{name} could not log in"
-    return client
 
 
 def build_ledger(app) -> None:

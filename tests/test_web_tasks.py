@@ -10,6 +10,7 @@ from casemgr.accounts import find_user
 from casemgr.engine.cases import claim_task, complete_task, start_case
 from casemgr.extensions import db
 from casemgr.models import TaskRecord
+from tests.web_client import client_for
 
 PASSWORD = "correct-horse-1"
 
@@ -35,13 +36,6 @@ REVIEW = {
     "recommended_limit": "20000.00",
     "recommended_terms_days": "30",
 }
-
-
-def client_for(app, name: str):
-    client = app.test_client()
-    response = client.post("/login", data={"username": name, "password": PASSWORD})
-    assert response.status_code == 302, f"{name} could not log in"
-    return client
 
 
 def start_application(app, who: str = "rep", **changes) -> int:
