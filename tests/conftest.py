@@ -27,15 +27,22 @@ PEOPLE = {
 }
 
 
-def _make_app(db_path):
+def _make_app(db_path, **overrides):
     return create_app(
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
             "WTF_CSRF_ENABLED": False,
             "SECRET_KEY": "test",
+            **overrides,
         }
     )
+
+
+def app_from_template(template_db, path, **overrides):
+    """An app on a copy of the template database (users, seed diagrams), with its settings."""
+    shutil.copyfile(template_db, path)
+    return _make_app(path, **overrides)
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +62,7 @@ def template_db(tmp_path_factory):
 
 @pytest.fixture
 def app(tmp_path, template_db):
-    path = tmp_path / "test.db"
-    shutil.copyfile(template_db, path)
-    app = _make_app(path)
+    app = app_from_template(template_db, tmp_path / "test.db")
     yield app
     with app.app_context():
         db.session.remove()

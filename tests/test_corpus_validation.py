@@ -9,7 +9,6 @@ say so by updating them.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from casemgr.accounts import find_user, issue_token
 from casemgr.engine.validation import NO_EXECUTABLE, validate_bpmn
 from casemgr.extensions import db
-from tests.conftest import _make_app
+from tests.conftest import app_from_template
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 FILES = sorted(
@@ -43,9 +42,7 @@ pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus i
 @pytest.fixture(scope="module")
 def answers(template_db, tmp_path_factory) -> dict[str, tuple[int, dict]]:
     """Each corpus file sent once to POST /api/v1/processes/validate, as a process owner."""
-    path = tmp_path_factory.mktemp("corpus") / "corpus.db"
-    shutil.copyfile(template_db, path)
-    app = _make_app(path)
+    app = app_from_template(template_db, tmp_path_factory.mktemp("corpus") / "corpus.db")
     with app.app_context():
         token = issue_token(find_user("owner"))
         db.session.commit()

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 
 import pytest
 from flask import url_for
 from sqlalchemy import inspect
 
-from casemgr import create_app
 from casemgr.accounts import find_user
 from casemgr.engine import cases as engine
 from casemgr.extensions import db
+from tests.conftest import app_from_template
 from tests.credit_data import INTAKE
 
 PASSWORD = "correct-horse-1"
@@ -32,16 +31,11 @@ VALUES = {
 
 @pytest.fixture
 def csrf_app(tmp_path, template_db):
-    path = tmp_path / "csrf.db"
-    shutil.copyfile(template_db, path)
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
-            "SECRET_KEY": "test",
-            "WTF_CSRF_ENABLED": True,
-            "ATTACHMENT_DIR": str(tmp_path / "attachments"),
-        }
+    app = app_from_template(
+        template_db,
+        tmp_path / "csrf.db",
+        WTF_CSRF_ENABLED=True,
+        ATTACHMENT_DIR=str(tmp_path / "attachments"),
     )
     yield app
     with app.app_context():

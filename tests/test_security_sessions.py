@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from casemgr import create_app
 from casemgr.accounts import find_user
 from casemgr.extensions import db
 from casemgr.models import ApiToken
 from casemgr.web.auth import INVALID, LOCKED, TOO_MANY
+from tests.conftest import app_from_template
 
 PASSWORD = "correct-horse-1"
 
@@ -226,17 +225,8 @@ def test_a_deactivated_users_token_is_refused(app, api):
 
 
 def test_behind_a_proxy_each_visitor_has_their_own_limit_and_https_is_seen(tmp_path, template_db):
-    path = tmp_path / "proxied.db"
-    shutil.copyfile(template_db, path)
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
-            "SECRET_KEY": "test",
-            "WTF_CSRF_ENABLED": False,
-            "PROXY_HOPS": 1,
-            "LOGIN_RATE_LIMIT": "2 per minute",
-        }
+    app = app_from_template(
+        template_db, tmp_path / "proxied.db", PROXY_HOPS=1, LOGIN_RATE_LIMIT="2 per minute"
     )
     client = app.test_client()
 
