@@ -45,7 +45,9 @@ from casemgr.engine.processes import (
 from casemgr.engine.processes import (
     DecisionFile as DecisionFile,  # the modeler's views name it through this module
 )
-from casemgr.engine.processes import publish as _publish
+
+# Publishing a diagram as version N+1 has one implementation: processes.publish.
+from casemgr.engine.processes import publish as publish_bpmn
 from casemgr.engine.replay import (  # noqa: F401  (the modeler's views name them here)
     ReplayResult,
     completed_cases,
@@ -364,17 +366,6 @@ def _xml_attr(text: str) -> str:
 
 
 # --- publishing -----------------------------------------------------------------------------
-
-
-def publish_bpmn(
-    key: str,
-    bpmn_xml: str,
-    user: User | None,
-    name: str | None = None,
-    dmn: list[str] | None = None,
-) -> tuple[ProcessVersion | None, list[dict]]:
-    """Validate and publish as version N+1: ``processes.publish``, the one way to publish."""
-    return _publish(key, bpmn_xml, user, name=name, dmn=dmn)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from casemgr.engine.cases import (
     unclaim_task,
 )
 from casemgr.engine.errors import EngineError, Invalid
-from casemgr.engine.inbox import inbox, parked_count, parse_params, view_params
+from casemgr.engine.inbox import VIEW_PARAMS, inbox, parked_count, parse_params, view_params
 from casemgr.extensions import db
 from casemgr.models import PRIORITIES, ROLES, CaseEvent, Role, TaskRecord, User
 from casemgr.web import approvals
@@ -53,19 +53,8 @@ bp.record_once(lambda state: state.app.register_blueprint(approvals.bp))
 
 PER_PAGE = 50
 MAX_BULK = 200
-FILTER_NAMES = (
-    "case_type",
-    "role",
-    "assignee",
-    "due",
-    "q",
-    "customer",
-    "amount_min",
-    "amount_max",
-    "priority",
-    "follow_up",
-    "delegated",
-)
+# A saved view's names less "overdue" (shown as due=overdue) and "sort" (its own control).
+FILTER_NAMES = tuple(name for name in VIEW_PARAMS if name not in ("overdue", "sort"))
 SORT_LABELS = {
     "due_at": "due soonest",
     "-due_at": "due latest",
