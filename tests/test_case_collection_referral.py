@@ -4,7 +4,7 @@ recoveries and the bad-debt write-off by the authority matrix."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from casemgr.extensions import db
 from casemgr.ledger import operations
 from casemgr.ledger.metrics import customer_summary
 from casemgr.models import AccountNote, Case, Customer, Invoice, Notification, WriteOff
+from tests.case_steps import run_timers
 
 DIAGRAM = Path(__file__).parent.parent / "workflows" / "bpmn" / "collection_referral.bpmn"
 # Two invoices 100 and 95 days past due: 4,000.00 owed.
@@ -83,12 +84,6 @@ def open_task(case, name=None):
 
 def complete(case, name, data, who):
     return engine.complete_task(open_task(case, name).id, data, user(who))
-
-
-def run_timers(app, moment: datetime) -> str:
-    result = app.test_cli_runner().invoke(args=["timers", "run", "--as-of", moment.isoformat()])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def notes_for(username):

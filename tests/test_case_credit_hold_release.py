@@ -24,6 +24,7 @@ from casemgr.models import (
     Order,
     PromiseToPay,
 )
+from tests.case_steps import open_task, run_timers
 
 DIAGRAM = Path(__file__).parent.parent / "workflows" / "bpmn" / "credit_hold_release.bpmn"
 ORDER = {
@@ -83,13 +84,6 @@ def start(data=None, who="spec"):
     return engine.start_case("credit_hold_release", data, user(who))
 
 
-def open_task(case, name=None):
-    db.session.refresh(case)
-    tasks = [t for t in case.tasks if t.state == "open" and (name is None or t.name == name)]
-    assert len(tasks) == 1, [(t.name, t.state) for t in case.tasks]
-    return tasks[0]
-
-
 def order(number="SO-1001"):
     return db.session.execute(db.select(Order).filter_by(number=number)).scalar_one()
 
@@ -97,12 +91,6 @@ def order(number="SO-1001"):
 def notes_for(username):
     who = user(username)
     return [n for n in db.session.execute(db.select(Notification)).scalars() if n.user_id == who.id]
-
-
-def run_timers(app, moment: datetime) -> str:
-    result = app.test_cli_runner().invoke(args=["timers", "run", "--as-of", moment.isoformat()])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_the_diagram_validates(ctx):

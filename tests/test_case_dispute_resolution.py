@@ -31,6 +31,7 @@ from casemgr.models import (
     Notification,
     Payment,
 )
+from tests.case_steps import count, open_names, open_task, run_timers
 
 TODAY = date.today()
 CUSTOMER = "C-20001"
@@ -102,10 +103,6 @@ def memos():
     return list(db.session.execute(db.select(CreditMemo)).scalars())
 
 
-def count(model):
-    return db.session.execute(db.select(db.func.count(model.id))).scalar()
-
-
 def dispute(**changes):
     data = {
         "customer_number": CUSTOMER,
@@ -142,18 +139,6 @@ DENY = {
 }
 
 
-def open_task(case, name=None):
-    db.session.refresh(case)
-    tasks = [t for t in case.tasks if t.state == "open" and (name is None or t.name == name)]
-    assert len(tasks) == 1, [(t.name, t.state) for t in case.tasks]
-    return tasks[0]
-
-
-def open_names(case):
-    db.session.refresh(case)
-    return sorted(t.name for t in case.tasks if t.state == "open")
-
-
 def start(data=None, who="spec"):
     return engine.start_case("dispute_resolution", dispute() if data is None else data, user(who))
 
@@ -166,12 +151,6 @@ def researched(data=None, who="spec"):
 def resolved(amount, who="spec", data=None):
     case = researched(data, who)
     return engine.complete_task(open_task(case, "resolve_dispute").id, credit(amount), user(who))
-
-
-def run_timers(app, moment):
-    result = app.test_cli_runner().invoke(args=["timers", "run", "--as-of", moment.isoformat()])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 # --- starting ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from casemgr.models import (
     Payment,
     WriteOff,
 )
+from tests.case_steps import count, open_names, open_task, run_timers
 
 TODAY = date.today()
 CUSTOMER = "C-30001"
@@ -129,22 +130,6 @@ def rows(model):
     return list(db.session.execute(db.select(model)).scalars())
 
 
-def count(model):
-    return db.session.execute(db.select(db.func.count(model.id))).scalar()
-
-
-def open_task(case, name=None):
-    db.session.refresh(case)
-    tasks = [t for t in case.tasks if t.state == "open" and (name is None or t.name == name)]
-    assert len(tasks) == 1, [(t.name, t.state) for t in case.tasks]
-    return tasks[0]
-
-
-def open_names(case):
-    db.session.refresh(case)
-    return sorted(t.name for t in case.tasks if t.state == "open")
-
-
 def complete(case, name, data, who="spec"):
     return engine.complete_task(open_task(case, name).id, data, user(who))
 
@@ -161,12 +146,6 @@ def filed(data=None):
 
 def at(day: date, hour: int = 9) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
-
-
-def run_timers(app, moment):
-    result = app.test_cli_runner().invoke(args=["timers", "run", "--as-of", moment.isoformat()])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def nine_months_after(day: date) -> date:
