@@ -273,8 +273,12 @@ def working_bpmn(key: str):
 @bp.post("/processes/<key>/draft")
 @roles_required(*PROCESS_ROLES)
 def save_bpmn(key: str):
-    """Save the modeler's XML as the draft: always kept, answered with its validation."""
-    draft = drafts.save_draft("bpmn", key, _xml_body(), user(), revision=_revision())
+    return _save_draft("bpmn", key)
+
+
+def _save_draft(kind: str, key: str):
+    """Save the editor's XML as the draft: always kept, answered with its validation."""
+    draft = drafts.save_draft(kind, key, _xml_body(), user(), revision=_revision())
     errors = list(draft.validation_errors or [])
     db.session.commit()
     return jsonify(_draft_json(draft, errors))
@@ -303,12 +307,17 @@ def publish_bpmn(key: str):
 @bp.post("/processes/<key>/discard")
 @roles_required(*PROCESS_ROLES)
 def discard_bpmn(key: str):
-    drafts.discard_draft("bpmn", key)
+    return _discard("bpmn", key, "processes.modeler", drafts.case_type(key) is not None)
+
+
+def _discard(kind: str, key: str, endpoint: str, published: bool):
+    """Drop the draft; back to its editor, or to the list when nothing was ever published."""
+    drafts.discard_draft(kind, key)
     db.session.commit()
     flash("The draft was discarded.", "info")
-    if drafts.case_type(key) is None:
+    if not published:
         return redirect(url_for("processes.index"))
-    return redirect(url_for("processes.modeler", key=key))
+    return redirect(url_for(endpoint, key=key))
 
 
 @bp.post("/processes/<key>/upload")
@@ -623,10 +632,7 @@ def version_dmn(key: str, number: int):
 @bp.post("/decision-tables/<key>/draft")
 @roles_required(*PROCESS_ROLES)
 def save_dmn(key: str):
-    draft = drafts.save_draft("dmn", key, _xml_body(), user(), revision=_revision())
-    errors = list(draft.validation_errors or [])
-    db.session.commit()
-    return jsonify(_draft_json(draft, errors))
+    return _save_draft("dmn", key)
 
 
 @bp.post("/decision-tables/<key>/publish")
@@ -648,12 +654,7 @@ def publish_dmn(key: str):
 @bp.post("/decision-tables/<key>/discard")
 @roles_required(*PROCESS_ROLES)
 def discard_dmn(key: str):
-    drafts.discard_draft("dmn", key)
-    db.session.commit()
-    flash("The draft was discarded.", "info")
-    if key not in drafts.decision_files():
-        return redirect(url_for("processes.index"))
-    return redirect(url_for("processes.decision_table", key=key))
+    return _discard("dmn", key, "processes.decision_table", key in drafts.decision_files())
 
 
 @bp.post("/decision-tables/<key>/upload")
