@@ -3,8 +3,8 @@
 Written by hand because no library maps SQLAlchemy columns to SQLite's ``json_object`` /
 PostgreSQL's ``json_build_object``: the values must come out exactly as
 casemgr.web.api.serializers writes them (ISO times ending in "Z" without a zero fraction,
-money as a two-decimal string, JSON columns embedded as JSON), and tests/test_api_case_document
-checks both paths give the same document.
+money as a two-decimal string, JSON columns embedded as JSON); tests/test_api_case_document
+holds the result to the serializers' shape built from the ORM rows.
 """
 
 from __future__ import annotations
@@ -136,11 +136,12 @@ def _event_array(sql):
 
 def case_arrays(
     session: Session, case_id: int, open_only: bool = False, events: bool = True
-) -> dict[str, str] | None:
-    """``{"tasks": json_text, "events": json_text}``, or None where the database can't."""
-    sql = _DIALECTS.get(session.get_bind().dialect.name)
+) -> dict[str, str]:
+    """``{"tasks": json_text, "events": json_text}`` (casemgr runs on these two databases)."""
+    name = session.get_bind().dialect.name
+    sql = _DIALECTS.get(name)
     if sql is None:
-        return None
+        raise RuntimeError(f"casemgr runs on SQLite or PostgreSQL, not {name}")
     params = {"case_id": case_id}
     out = {"tasks": session.execute(_task_array(sql, open_only), params).scalar_one()}
     if events:
