@@ -74,6 +74,52 @@ def test_the_database_built_document_equals_the_python_one(app, api):
     assert served["events"][-1]["detail"]["nested"] == {"n": [1, 2.5, None]}
 
 
+def test_rows_that_never_change_keep_their_json_and_older_rows_are_built(app, api):
+    """Events and closed tasks are served from the JSON stored when they were written;
+    rows written before that column existed (NULL) are built by the database, alike."""
+    body = _case_in_review(api)
+    case_id = body["id"]
+    with app.app_context():
+        closed = db.session.get(TaskRecord, body["tasks"][0]["id"])
+        assert closed.state == "completed" and json.loads(closed.closed_json) == task_summary(
+            closed
+        )
+        assert db.session.get(TaskRecord, body["tasks"][1]["id"]).closed_json is None  # open
+        first = (
+            db.session.execute(
+                db.select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
+            )
+            .scalars()
+            .first()
+        )
+        assert json.loads('{"id":%d%s' % (first.id, first.timeline_json)) == body["events"][0]
+    stored = api.as_("spec").get(f"/api/v1/cases/{case_id}").get_json()
+    with app.app_context(), db.engine.begin() as connection:  # as an older release wrote them
+        connection.execute(
+            TaskRecord.__table__.update()
+            .where(TaskRecord.__table__.c.case_id == case_id)
+            .values(closed_json=None)
+        )
+        connection.execute(
+            CaseEvent.__table__.update()
+            .where(CaseEvent.__table__.c.case_id == case_id)
+            .values(timeline_json=None)
+        )
+    built = api.as_("spec").get(f"/api/v1/cases/{case_id}").get_json()
+    assert built == stored == _python_document(app, case_id)
+
+
+def test_a_closed_task_written_again_keeps_its_json_true(app, api):
+    body = _case_in_review(api)
+    with app.app_context():
+        closed = db.session.get(TaskRecord, body["tasks"][0]["id"])
+        closed.title = "Renamed by an admin"
+        db.session.commit()
+        assert json.loads(closed.closed_json)["title"] == "Renamed by an admin"
+    served = api.as_("spec").get(f"/api/v1/cases/{body['id']}").get_json()
+    assert served["tasks"][0]["title"] == "Renamed by an admin"
+
+
 def test_the_timeline_and_tasks_come_oldest_first(api):
     body = _case_in_review(api)
     assert [t["id"] for t in body["tasks"]] == sorted(t["id"] for t in body["tasks"])

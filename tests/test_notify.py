@@ -455,6 +455,35 @@ def test_one_malformed_address_does_not_stop_the_others(ctx, smtp):
     assert bad.attempts >= 6 and bad.last_error  # not retried: it can never be sent
 
 
+def test_notices_that_cannot_be_worked_out_leave_the_step_done(ctx, monkeypatch):
+    add_ledger()
+    choose("spec2", task=(True, "now"))
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a defect in working out who hears of it")
+
+    monkeypatch.setattr("casemgr.notify.events._task_notices", broken)
+    case = start_dispute("spec")
+    db.session.expire_all()
+    assert open_task(case, "research_dispute").state == "open"  # the step is committed
+    assert bell("spec2") == [] and outbox() == []
+
+
+def test_notices_that_cannot_be_written_leave_the_step_done(ctx, monkeypatch):
+    add_ledger()
+    choose("spec2", task=(True, "now"))
+
+    def broken(notice, _choice):
+        db.session.add(Notification(user_id=notice.user.id, kind=None, message="x"))
+        db.session.flush()  # NOT NULL kind: the savepoint is rolled back, not the step
+
+    monkeypatch.setattr("casemgr.notify.dispatch.enqueue", broken)
+    case = start_dispute("spec")
+    db.session.expire_all()
+    assert open_task(case, "research_dispute").state == "open"
+    assert bell("spec2") == [] and outbox() == []
+
+
 def test_without_a_server_the_mail_waits(ctx):
     add_ledger()
     choose("spec2", task=(False, "now"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask_limiter.util import get_qualified_name
 
 from casemgr.accounts import find_user
-from casemgr.extensions import db
+from casemgr.extensions import LIMITED_ENDPOINTS, db, limiter
 from casemgr.models import ApiToken
 from casemgr.web.auth import INVALID, LOCKED, TOO_MANY
 from tests.conftest import app_from_template
@@ -39,6 +40,17 @@ def test_failed_logins_from_one_address_are_limited_with_a_clear_page(app):
     # Another address is not affected.
     other = login(client, "spec", environ_base={"REMOTE_ADDR": "10.0.0.7"})
     assert other.status_code == 302
+
+
+def test_every_limited_route_is_checked_by_the_limiter(app):
+    """Requests to other routes skip the limiter (casemgr.extensions.LIMITED_ENDPOINTS):
+    a route given a limit but not named there would never be limited."""
+    limited = {
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if get_qualified_name(view) in limiter._marked_for_limiting
+    }
+    assert limited == LIMITED_ENDPOINTS
 
 
 def test_successful_logins_do_not_use_up_the_limit(app):

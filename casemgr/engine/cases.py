@@ -11,6 +11,7 @@ from datetime import datetime
 from flask import current_app
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from sqlalchemy import insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -25,7 +26,7 @@ from casemgr.engine.errors import (
     NotFound,
 )
 from casemgr.engine.indexing import sync_case
-from casemgr.engine.processes import parsed_for
+from casemgr.engine.processes import parsed_for, pinned_version
 from casemgr.engine.step import StepContext, current_step
 from casemgr.engine.workflows import dump, find_task, jsonable, load, new_workflow
 from casemgr.extensions import db
@@ -60,12 +61,23 @@ def _closed_message(row: TaskRecord) -> str:
 
 
 def _write_events(case: Case, ctx: StepContext) -> None:
-    for kind, detail in ctx.events:
-        db.session.add(
-            CaseEvent(
-                case=case, at=clock.now(), actor=ctx.actor_name, kind=kind, detail=jsonable(detail)
-            )
-        )
+    """The step's events in one multi-row INSERT, not an ORM object each: the ORM inserts
+    them one statement at a time on SQLite (it needs each new id back), which cost more than
+    the rest of the step's writes together. Nothing reads them back in the step."""
+    if ctx.events:
+        now = clock.now()
+        rows = [
+            {
+                "case_id": case.id,
+                "at": now,
+                "actor": ctx.actor_name,
+                "kind": kind,
+                "detail": jsonable(detail),
+            }
+            for kind, detail in ctx.events
+        ]
+        with db.session.no_autoflush:  # the step's own changes are flushed once, at commit
+            db.session.execute(insert(CaseEvent.__table__), rows)
     from casemgr.notify.events import on_step  # notifications are worked out at commit
 
     on_step(case, ctx.actor, list(ctx.events))
@@ -74,13 +86,15 @@ def _write_events(case: Case, ctx: StepContext) -> None:
 
 def _advance(case: Case, actor: User | None, ctx: StepContext, act: Callable) -> None:
     """Load the workflow, act on it, run to the next wait state, index and save it."""
-    parsed = parsed_for(case.process_version)
+    if any(isinstance(obj, CaseEvent) for obj in db.session.new):
+        db.session.flush()  # events added before the step keep their place before its own
+    version = pinned_version(case.process_version_id)
     token = current_step.set(ctx)
     try:
         wf = load(case.workflow_json, case.id) if case.workflow_json else None
-        wf = act(wf, parsed) or wf
+        wf = act(wf, version.parsed) or wf
         wf.do_engine_steps()
-        sync_case(case, wf, parsed, ctx)
+        sync_case(case, wf, version, ctx)
         case.workflow_json = dump(wf)
     except SpiffWorkflowException as exc:
         raise CaseBroken(_engine_failure(exc)) from None

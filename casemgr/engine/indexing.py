@@ -7,8 +7,10 @@ from decimal import Decimal, InvalidOperation
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from sqlalchemy.orm.util import identity_key
 
 from casemgr.engine import clock
+from casemgr.engine.processes import PinnedVersion
 from casemgr.engine.specs import ParsedProcess
 from casemgr.engine.step import StepContext
 from casemgr.engine.workflows import (
@@ -20,7 +22,7 @@ from casemgr.engine.workflows import (
     ready_human_tasks,
 )
 from casemgr.extensions import db
-from casemgr.models import Case, CaseType, TaskRecord
+from casemgr.models import Case, TaskRecord
 
 # Which data keys fill the inbox's customer and amount columns, first present wins.
 CUSTOMER_NAME_KEYS = ("customer_name", "legal_name")
@@ -34,15 +36,12 @@ AMOUNT_KEYS = (
 )
 
 
-def sync_case(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
-    # Read first, then write: a query after the first change to the case would autoflush it
-    # and the step would cost two UPDATEs (and two version bumps) of the case row.
-    case_type = case.case_type
+def sync_case(case: Case, wf, version: PinnedVersion, ctx: StepContext) -> None:
     open_rows = _open_rows(case.id)
     data = current_data(wf)
     case.data = jsonable(data)
-    _summarise(case, case_type, data)
-    _sync_tasks(case, case_type, open_rows, wf, parsed, ctx)
+    _summarise(case, version.case_type_name, data)
+    _sync_tasks(case, version.case_type_key, open_rows, wf, version.parsed, ctx)
     case.next_wake_at = None if wf.is_completed() else next_wake_at(wf)
     messages = [] if wf.is_completed() else awaited_messages(wf)
     case.awaiting = f",{','.join(messages)}," if messages else None
@@ -55,7 +54,7 @@ def sync_case(case: Case, wf, parsed: ParsedProcess, ctx: StepContext) -> None:
         ctx.record("case_completed", outcome=case.outcome)
 
 
-def _summarise(case: Case, case_type: CaseType, data: dict) -> None:
+def _summarise(case: Case, case_type_name: str, data: dict) -> None:
     if data.get("customer_number"):
         case.customer_number = str(data["customer_number"])[:40]
     name = next((data[k] for k in CUSTOMER_NAME_KEYS if data.get(k)), None)
@@ -69,22 +68,41 @@ def _summarise(case: Case, case_type: CaseType, data: dict) -> None:
                 continue
             break
     who = case.customer_name or case.customer_number or f"case {case.id or ''}".strip()
-    case.title = f"{case_type.name}: {who}"[:300]
+    case.title = f"{case_type_name}: {who}"[:300]
+
+
+_OPEN_IDS = (
+    db.select(TaskRecord.__table__.c.id)
+    .where(
+        TaskRecord.__table__.c.case_id == db.bindparam("case_id"),
+        TaskRecord.__table__.c.state == "open",
+    )
+    .order_by(TaskRecord.__table__.c.id)
+)
 
 
 def _open_rows(case_id: int) -> dict[str, TaskRecord]:
-    # Only the open rows: loading the whole task history would make each step grow with it.
-    return {
-        row.spiff_id: row
-        for row in db.session.execute(
-            db.select(TaskRecord).where(TaskRecord.case_id == case_id, TaskRecord.state == "open")
-        ).scalars()
-    }
+    """Only the open rows: loading the whole task history would make each step grow with it.
+
+    Their ids first, then only the rows this session does not hold yet: the usual step
+    holds the one it completes already, and building a query's objects costs more than
+    the query. Read without flushing the step's changes (a flush of its own costs as much
+    again), so a row the step has just closed comes back as the object it changed: the
+    in-memory state decides."""
+    with db.session.no_autoflush:
+        ids = list(db.session.execute(_OPEN_IDS, {"case_id": case_id}).scalars())
+        held = {i: db.session.identity_map.get(identity_key(TaskRecord, i)) for i in ids}
+        missing = [i for i, row in held.items() if row is None]
+        if missing:
+            query = db.select(TaskRecord).where(TaskRecord.id.in_(missing))
+            held.update({row.id: row for row in db.session.execute(query).scalars()})
+    rows = (held[i] for i in ids)
+    return {row.spiff_id: row for row in rows if row.state == "open"}
 
 
 def _sync_tasks(
     case: Case,
-    case_type: CaseType,
+    case_type_key: str,
     open_rows: dict[str, TaskRecord],
     wf,
     parsed: ParsedProcess,
@@ -112,7 +130,7 @@ def _sync_tasks(
             created_at=clock.now(),
             due_at=_due_at(task, info, ctx),
             four_eyes=list(info.four_eyes) if info else [],
-            case_type_key=case_type.key,
+            case_type_key=case_type_key,
         )
         _refresh_summary(row, case)
         db.session.add(row)

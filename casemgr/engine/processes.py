@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Lock
 
 from flask import current_app
 from lxml import etree
+from sqlalchemy import bindparam, select
 
 from casemgr.engine import clock
 from casemgr.engine.specs import (
@@ -34,6 +36,59 @@ _DMN_REF = re.compile(r"calledDecisionId>\s*([^<\s]+)\s*<")
 
 def parsed_for(version: ProcessVersion) -> ParsedProcess:
     return parse_process(version.bpmn_xml, tuple(version.dmn_xml or ()), version.process_id)
+
+
+@dataclass(frozen=True)
+class PinnedVersion:
+    """What an engine step needs of its case's version: the diagram, parsed, and the names
+    of its case type (the task index and the case's title carry them)."""
+
+    parsed: ParsedProcess
+    case_type_key: str
+    case_type_name: str
+
+
+# A published version never changes, so each is read and parsed once per process, not on
+# every step (loading the row, diagram text included, and hashing it cost ~0.4 ms a step).
+# The key holds the row's content hash and publish moment as well as its id: a test
+# database, or a publish rolled back and its id reused, can never be served another row's
+# diagram. A version's decision tables are pinned with it when it is published.
+_versions = ProcessVersion.__table__
+_types = CaseType.__table__
+_VERSION_IDENTITY = (
+    select(_versions.c.sha256, _versions.c.published_at, _types.c.key, _types.c.name)
+    .join(_types, _types.c.id == _versions.c.case_type_id)
+    .where(_versions.c.id == bindparam("version_id"))
+)
+_VERSION_CONTENT = select(_versions.c.process_id, _versions.c.bpmn_xml, _versions.c.dmn_xml).where(
+    _versions.c.id == bindparam("version_id")
+)
+_pinned: dict[tuple, PinnedVersion] = {}
+_pinned_lock = Lock()
+PINNED_LIMIT = 512
+
+
+def pinned_version(version_id: int) -> PinnedVersion:
+    """The version a case runs, from the cache after its first use in this process."""
+    params = {"version_id": version_id}
+    with db.session.no_autoflush:  # what the step changed so far has no bearing on a version
+        identity = db.session.execute(_VERSION_IDENTITY, params).one()
+    sha256, published_at, type_key, type_name = identity
+    key = (version_id, sha256, published_at)
+    with _pinned_lock:
+        found = _pinned.get(key)
+    if found is not None:
+        return found
+    with db.session.no_autoflush:
+        process_id, bpmn_xml, dmn_xml = db.session.execute(_VERSION_CONTENT, params).one()
+    found = PinnedVersion(
+        parse_process(bpmn_xml, tuple(dmn_xml or ()), process_id), type_key, type_name
+    )
+    with _pinned_lock:
+        while len(_pinned) >= PINNED_LIMIT:
+            _pinned.pop(next(iter(_pinned)))  # the oldest entry
+        _pinned[key] = found
+    return found
 
 
 # --- decision tables ------------------------------------------------------------------------

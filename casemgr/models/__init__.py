@@ -1,6 +1,9 @@
 """All models, importable from one place."""
 
-from casemgr.models import audit_guard  # noqa: F401  (the case timeline is append-only)
+from casemgr.models import (
+    audit_guard,  # noqa: F401  (the case timeline is append-only)
+    task_json,  # noqa: F401  (closed tasks keep their summary)
+)
 from casemgr.models.background import (
     AgingSnapshot,
     DsoHistory,

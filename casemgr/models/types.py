@@ -13,6 +13,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(moment: datetime | None) -> str | None:
+    """An aware UTC datetime as ISO 8601 with "Z"; the columns always hand back aware UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class UTCDateTime(TypeDecorator):
     """Stores naive UTC (SQLite has no zones) and always hands back aware UTC datetimes."""
 

@@ -12,11 +12,12 @@ it is e-mailed.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
 from flask import has_app_context
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
 from casemgr import forms
@@ -30,6 +31,7 @@ from casemgr.models import (
     Role,
     TaskRecord,
     User,
+    user_roles,
 )
 from casemgr.notify.dispatch import Notice, deliver, isolated
 from casemgr.notify.pending import (
@@ -46,6 +48,7 @@ from casemgr.notify.pending import (
 from casemgr.notify.prefs import DEFAULTS, group_of_row
 
 ESCALATION_MARK = "escalat"
+log = logging.getLogger(__name__)
 
 
 def on_step(case: Case, actor: User | None, events: list[tuple[str, dict]]) -> None:
@@ -59,16 +62,26 @@ def _route(session: Session) -> None:
         return
     session.flush()  # every row gets its id; after_flush tracks the last inserts
     state = take(session)
-    if state is not None:
-        isolated(lambda: _deliver_all(state))
+    if state is None:
+        return
+    try:
+        notices = _gather(state)
+    except Exception:
+        log.exception("notifications could not be worked out; the work they report goes on")
+        return
+    if notices:
+        isolated(lambda: deliver(notices))
 
 
-def _deliver_all(state: Pending) -> None:
+def _gather(state: Pending) -> list[Notice]:
+    """Who hears of what the transaction did. It only reads, so it needs no savepoint of its
+    own: the usual step tells nobody (new-task notices are opt-in), and then costs no
+    SAVEPOINT round trips; writing the notices is isolated."""
     notes = [n for n in {id(n): n for n in state.notes}.values() if alive(n)]
     derived = _step_notices(state)
     from_rows = _note_notices([n for n in notes if not is_routed(n)])
     _one_of_each(derived, notes, from_rows)
-    deliver([*derived, *from_rows])
+    return [*derived, *from_rows]
 
 
 def _one_of_each(derived: list[Notice], notes: list[Notification], rows: list[Notice]) -> None:
@@ -118,6 +131,28 @@ def _note_notices(notes: Iterable[Notification]) -> list[Notice]:
 # --- what the steps did -------------------------------------------------------------------
 
 
+def _role_members_query(opted_in_only: bool):
+    users, roles, prefs = User.__table__, Role.__table__, NotificationPreference.__table__
+    query = (
+        select(users.c.id)
+        .join(user_roles, user_roles.c.user_id == users.c.id)
+        .join(roles, roles.c.id == user_roles.c.role_id)
+        .where(roles.c.key == bindparam("role"), users.c.active.is_(True))
+        .order_by(users.c.id)
+    )
+    if opted_in_only:
+        opted_in = select(prefs.c.user_id).where(
+            prefs.c.kind == bindparam("group"), prefs.c.enabled.is_(True)
+        )
+        query = query.where(users.c.id.in_(opted_in))
+    return query
+
+
+# Ids first, built once: every step that opens a task asks this, and most often the answer
+# is nobody (new-task notices are opt-in), so no User object need be built for it.
+_ROLE_MEMBERS = {False: _role_members_query(False), True: _role_members_query(True)}
+
+
 class _Recipients:
     """A role's active members who may want a kind of notice, loaded once per transaction.
 
@@ -129,13 +164,11 @@ class _Recipients:
 
     def role(self, key: str, group: str) -> list[User]:
         if (key, group) not in self._roles:
-            query = select(User).join(User.roles).where(Role.key == key, User.active)
-            if not DEFAULTS[group].wants_anything:
-                opted_in = select(NotificationPreference.user_id).where(
-                    NotificationPreference.kind == group, NotificationPreference.enabled
-                )
-                query = query.where(User.id.in_(opted_in))
-            self._roles[(key, group)] = list(db.session.execute(query).scalars().unique())
+            opted_in_only = not DEFAULTS[group].wants_anything
+            query = _ROLE_MEMBERS[opted_in_only]
+            ids = list(db.session.execute(query, {"role": key, "group": group}).scalars())
+            users = _users(set(ids))
+            self._roles[(key, group)] = [users[i] for i in ids if i in users]
         return self._roles[(key, group)]
 
 

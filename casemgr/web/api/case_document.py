@@ -9,13 +9,16 @@ step by step needs, at a cost that does not grow with the case's history.
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask import Response, current_app, request
-from sqlalchemy import bindparam, inspect, select
+from sqlalchemy import Select, bindparam, inspect, select
 
 from casemgr.extensions import db
 from casemgr.models import Case, CaseType, ProcessVersion, User
+from casemgr.models.task_json import money
 from casemgr.web.api import json_sql
-from casemgr.web.api.serializers import iso, money
+from casemgr.web.api.serializers import iso
 
 
 def wants_minimal() -> bool:
@@ -27,16 +30,17 @@ def wants_minimal() -> bool:
 def case_response(case: Case | int, status: int = 200) -> Response:
     """The case document as a response, minimal when the client prefers it.
 
-    The database builds the tasks and the timeline as one JSON text each, spliced in
-    unparsed: no row, date or JSON detail passes through Python, so a long case's answer
-    costs little more than a new one's.
+    One statement reads the case's fields and has the database build the tasks and the
+    timeline as one JSON text each, spliced in unparsed: no row, date or JSON detail passes
+    through Python, so a long case's answer costs little more than a new one's.
     """
     case_id = case if isinstance(case, int) else case_id_of(case)
     minimal = wants_minimal()
-    arrays = json_sql.case_arrays(db.session, case_id, open_only=minimal, events=not minimal)
-    text = current_app.json.dumps(case_header(case_id))
-    parts = [f'"{name}":{value}' for name, value in arrays.items()]
-    text = text[:-1] + "," + ",".join(parts) + "}"
+    statement = _document(db.session.get_bind().dialect.name, minimal)
+    row = db.session.execute(statement, {"case_id": case_id}).one()
+    text = current_app.json.dumps(_header(row))
+    arrays = [f'"tasks":{row.tasks}'] + ([] if minimal else [f'"events":{row.events}'])
+    text = text[:-1] + "," + ",".join(arrays) + "}"
     response = current_app.response_class(text + "\n", status=status, mimetype="application/json")
     if minimal:
         response.headers["Preference-Applied"] = "return=minimal"
@@ -49,37 +53,54 @@ def case_id_of(case: Case) -> int:
     return inspect(case).identity[0]
 
 
-# One row with the names the document shows: four ORM loads (case, type, version, starter)
-# after the step's commit cost more than the step's own queries.
-_HEADER = (
-    select(
-        Case.id,
-        CaseType.key,
-        CaseType.name,
-        ProcessVersion.version,
-        Case.status,
-        Case.outcome,
-        Case.title,
-        Case.customer_number,
-        Case.customer_name,
-        Case.amount,
-        User.username,
-        Case.created_at,
-        Case.updated_at,
-        Case.completed_at,
-        Case.broken,
-        Case.data,
-    )
-    .join(CaseType, CaseType.id == Case.case_type_id)
-    .join(ProcessVersion, ProcessVersion.id == Case.process_version_id)
-    .outerjoin(User, User.id == Case.started_by_id)
-    .where(Case.id == bindparam("case_id"))
+# The names the document shows, read with the case: four ORM loads (case, type, version,
+# starter) after the step's commit cost more than the step's own queries.
+_HEADER_COLUMNS = (
+    Case.id,
+    CaseType.key,
+    CaseType.name,
+    ProcessVersion.version,
+    Case.status,
+    Case.outcome,
+    Case.title,
+    Case.customer_number,
+    Case.customer_name,
+    Case.amount,
+    User.username,
+    Case.created_at,
+    Case.updated_at,
+    Case.completed_at,
+    Case.broken,
+    Case.data,
 )
+
+
+def _of_the_case(query: Select) -> Select:
+    return (
+        query.join(CaseType, CaseType.id == Case.case_type_id)
+        .join(ProcessVersion, ProcessVersion.id == Case.process_version_id)
+        .outerjoin(User, User.id == Case.started_by_id)
+        .where(Case.id == bindparam("case_id"))
+    )
+
+
+_HEADER = _of_the_case(select(*_HEADER_COLUMNS))
+
+
+@cache
+def _document(dialect: str, minimal: bool) -> Select:
+    """The whole document in one round trip; built once per shape (building it costs more
+    than running it)."""
+    arrays = json_sql.array_columns(dialect, open_only=minimal, events=not minimal)
+    return _of_the_case(select(*_HEADER_COLUMNS, *arrays))
 
 
 def case_header(case_id: int) -> dict:
     """The case's own fields: everything in the document but its tasks and timeline."""
-    r = db.session.execute(_HEADER, {"case_id": case_id}).one()
+    return _header(db.session.execute(_HEADER, {"case_id": case_id}).one())
+
+
+def _header(r) -> dict:
     return {
         "id": r[0],
         "case_type": r[1],

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import Text, bindparam, case, cast, func, literal_column, select
+from sqlalchemy import JSON, Text, bindparam, case, cast, func, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement
 
 from casemgr.models import CaseEvent, TaskRecord, User
@@ -39,6 +39,10 @@ class _Sqlite:
     @staticmethod
     def json(column, empty: str) -> ColumnElement:
         return func.json(func.coalesce(column, empty))
+
+    @staticmethod
+    def stored(text, built) -> ColumnElement:
+        return func.coalesce(text, built)
 
     @staticmethod
     def array(rows, value, order) -> ColumnElement:
@@ -67,6 +71,10 @@ class _Postgres:
         return func.coalesce(column, cast(empty, column.type))
 
     @staticmethod
+    def stored(text, built) -> ColumnElement:
+        return func.coalesce(cast(text, JSON), built)
+
+    @staticmethod
     def array(rows, value, order) -> ColumnElement:
         # As text: psycopg would otherwise parse the JSON into Python objects.
         agg = cast(func.json_agg(aggregate_order_by(value, order)), Text)
@@ -86,7 +94,9 @@ def _pairs(**fields) -> list:
 
 @cache
 def _task_array(sql, open_only: bool):
-    document = sql.object(
+    # A closed task's summary is stored with it (casemgr.models.task_json); built here for
+    # open tasks and for rows closed before tasks kept it.
+    built = sql.object(
         *_pairs(
             id=TaskRecord.id,
             case_id=TaskRecord.case_id,
@@ -107,6 +117,7 @@ def _task_array(sql, open_only: bool):
             four_eyes=sql.json(TaskRecord.four_eyes, "[]"),
         )
     )
+    document = sql.stored(TaskRecord.closed_json, built)
     rows = (
         select(TaskRecord.id)
         .select_from(TaskRecord)
@@ -121,7 +132,11 @@ def _task_array(sql, open_only: bool):
 
 @cache
 def _event_array(sql):
-    document = sql.object(
+    # The JSON stored with the event (casemgr.models.cases.timeline_json) behind its id;
+    # built here only for rows written before events kept it.
+    stored = literal_column("'{\"id\":'").concat(cast(CaseEvent.id, Text))
+    stored = stored.concat(CaseEvent.timeline_json)
+    built = sql.object(
         *_pairs(
             id=CaseEvent.id,
             at=sql.time(CaseEvent.at),
@@ -130,20 +145,21 @@ def _event_array(sql):
             detail=sql.json(CaseEvent.detail, "{}"),
         )
     )
+    document = sql.stored(stored, built)
     rows = select(CaseEvent.id).where(CaseEvent.case_id == bindparam("case_id"))
     return sql.array(rows, document, CaseEvent.id)
 
 
-def case_arrays(
-    session: Session, case_id: int, open_only: bool = False, events: bool = True
-) -> dict[str, str]:
-    """``{"tasks": json_text, "events": json_text}`` (casemgr runs on these two databases)."""
-    name = session.get_bind().dialect.name
-    sql = _DIALECTS.get(name)
+def array_columns(dialect: str, open_only: bool = False, events: bool = True) -> list:
+    """The case's ``tasks`` (and ``events``) JSON texts as labelled scalar subqueries, to be
+    selected beside the case's own columns; they read the ``case_id`` bound parameter.
+
+    casemgr runs on these two databases; any other is refused here rather than answered
+    with a document of another shape."""
+    sql = _DIALECTS.get(dialect)
     if sql is None:
-        raise RuntimeError(f"casemgr runs on SQLite or PostgreSQL, not {name}")
-    params = {"case_id": case_id}
-    out = {"tasks": session.execute(_task_array(sql, open_only), params).scalar_one()}
+        raise RuntimeError(f"casemgr runs on SQLite or PostgreSQL, not {dialect}")
+    columns = [_task_array(sql, open_only).scalar_subquery().correlate(None).label("tasks")]
     if events:
-        out["events"] = session.execute(_event_array(sql), params).scalar_one()
-    return out
+        columns.append(_event_array(sql).scalar_subquery().correlate(None).label("events"))
+    return columns

@@ -7,24 +7,10 @@ UTC ending in "Z" and money is a string with two decimals, so that no client mee
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
-
 from casemgr import forms
 from casemgr.models import CaseType, ProcessVersion, TaskRecord, User
-
-
-def iso(moment: datetime | None) -> str | None:
-    """An aware UTC datetime as ISO 8601 with "Z"; the columns always hand back aware UTC."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def money(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
+from casemgr.models.task_json import task_summary as summary_of
+from casemgr.models.types import iso
 
 
 def username(user: User | None) -> str | None:
@@ -33,25 +19,7 @@ def username(user: User | None) -> str | None:
 
 def task_summary(row: TaskRecord) -> dict:
     """The contract's task summary, plus the inbox's customer, amount and four-eyes columns."""
-    return {
-        "id": row.id,
-        "case_id": row.case_id,
-        "case_type": row.case_type_key,
-        "name": row.name,
-        "title": row.title,
-        "role": row.role,
-        "assignee": username(row.assignee),
-        "state": row.state,
-        "due_at": iso(row.due_at),
-        "completed_by": username(row.completed_by),
-        "completed_at": iso(row.completed_at),
-        "created_at": iso(row.created_at),
-        "customer_number": row.customer_number,
-        "customer_name": row.customer_name,
-        "amount": money(row.amount),
-        "form_key": row.form_key,
-        "four_eyes": list(row.four_eyes or []),
-    }
+    return summary_of(row, username(row.assignee), username(row.completed_by))
 
 
 def form_json(form_key: str | None) -> dict:

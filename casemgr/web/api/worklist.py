@@ -17,12 +17,13 @@ from casemgr.engine.errors import Conflict, Invalid
 from casemgr.engine.inbox import FOLLOW_UP, SORTS, InboxQuery, inbox, parse_params
 from casemgr.engine.worklist import MAX_REASON
 from casemgr.models import PRIORITIES, ROLES, SavedView, TaskRecord, User
+from casemgr.models.task_json import money
 from casemgr.web.api import bp
 from casemgr.web.api.auth import current_api_user, json_body, token_required
 from casemgr.web.api.cases import ids_in_range
 from casemgr.web.api.errors import ApiError
 from casemgr.web.api.openapi import doc, query, ref
-from casemgr.web.api.serializers import iso, money, task_json, task_summary, username
+from casemgr.web.api.serializers import iso, task_json, task_summary, username
 from casemgr.web.api.tasks import DEFAULT_LIMIT, INBOX_PARAMETERS, MAX_BULK, MAX_LIMIT, is_task_id
 
 _NULLABLE_TEXT = {"type": ["string", "null"]}
