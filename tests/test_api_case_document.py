@@ -92,7 +92,7 @@ def test_rows_that_never_change_keep_their_json_and_older_rows_are_built(app, ap
             .scalars()
             .first()
         )
-        assert json.loads('{"id":%d%s' % (first.id, first.timeline_json)) == body["events"][0]
+        assert json.loads(f'{{"id":{first.id}{first.timeline_json}') == body["events"][0]
     stored = api.as_("spec").get(f"/api/v1/cases/{case_id}").get_json()
     with app.app_context(), db.engine.begin() as connection:  # as an older release wrote them
         connection.execute(

@@ -11,7 +11,7 @@ from datetime import datetime
 from flask import current_app
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -221,6 +221,15 @@ def read_task(task_id: int, user: User) -> TaskRecord:
     return row
 
 
+# Built once: building the statement on every action cost as much as running it.
+_TASK_AND_CASE = (
+    db.select(TaskRecord, Case)
+    .join(Case, Case.id == TaskRecord.case_id)
+    .where(TaskRecord.id == bindparam("task_id"))
+    .execution_options(populate_existing=True)
+)
+
+
 def task_to_change(task_id: int, user: User) -> TaskRecord:
     """get_task for an action that changes the task: the task and its case read anew by one
     statement, so both come from one moment. A change committed before it shows in the task
@@ -230,12 +239,7 @@ def task_to_change(task_id: int, user: User) -> TaskRecord:
     task over (two people then both held it; found by bench/load.py)."""
     if not 0 < task_id < 2**63:
         raise NotFound(f"no task {task_id}")
-    found = db.session.execute(
-        db.select(TaskRecord, Case)
-        .join(Case, Case.id == TaskRecord.case_id)
-        .where(TaskRecord.id == task_id)
-        .execution_options(populate_existing=True)
-    ).first()
+    found = db.session.execute(_TASK_AND_CASE, {"task_id": task_id}).first()
     if found is None:
         raise NotFound(f"no task {task_id}")
     row, case = found

@@ -82,9 +82,11 @@ class TaskRecord(db.Model):
         Index("ix_tasks_queue_count", "state", "role", "assignee_id", "follow_up_at"),
         Index("ix_tasks_open_customer", "state", "customer_number"),
         Index("ix_tasks_delegated_from", "delegated_from_id", "state"),
+        # A case's open tasks (every step reads them) without reading its closed ones.
+        Index("ix_tasks_case_state", "case_id", "state"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     spiff_id: Mapped[str] = mapped_column(String(36), index=True)
     name: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(300))

@@ -34,7 +34,8 @@ def _secure_headers(response: Response) -> Response:
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
     # Pages with case data must not come back from the cache after logout (back button).
-    if current_user.is_authenticated and response.mimetype == "text/html":
+    # The page test first: an API answer never touches the session (no "Vary: Cookie").
+    if response.mimetype == "text/html" and current_user.is_authenticated:
         headers.setdefault("Cache-Control", "no-store")
     return response
 
