@@ -23,6 +23,8 @@ def load_config(instance_path: str) -> dict:
     return {
         "SECRET_KEY": os.environ.get("SECRET_KEY") or _default_secret(instance_path),
         "SQLALCHEMY_DATABASE_URI": db_url,
+        # Only a server can drop a pooled connection; a ping per checkout (two a request)
+        # buys nothing on an SQLite file (casemgr.create_app leaves it out there).
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "WORKFLOWS_DIR": os.environ.get(
             "CASEMGR_WORKFLOWS_DIR", str(Path(__file__).resolve().parent.parent / "workflows")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
 from flask import current_app
 from SpiffWorkflow import TaskState
@@ -26,7 +27,12 @@ from casemgr.engine.errors import (
     NotFound,
 )
 from casemgr.engine.indexing import sync_case
-from casemgr.engine.processes import parsed_for, pinned_version
+from casemgr.engine.processes import (
+    VERSION_IDENTITY,
+    parsed_for,
+    pinned_version,
+    with_version_identity,
+)
 from casemgr.engine.step import StepContext, current_step
 from casemgr.engine.workflows import dump, find_task, jsonable, load, new_workflow
 from casemgr.extensions import db
@@ -88,7 +94,9 @@ def _advance(case: Case, actor: User | None, ctx: StepContext, act: Callable) ->
     """Load the workflow, act on it, run to the next wait state, index and save it."""
     if any(isinstance(obj, CaseEvent) for obj in db.session.new):
         db.session.flush()  # events added before the step keep their place before its own
-    version = pinned_version(case.process_version_id)
+    known = _version_identities.pop(case, None)
+    identity = known[1] if known and known[0] == case.process_version_id else None
+    version = pinned_version(case.process_version_id, identity)
     token = current_step.set(ctx)
     try:
         wf = load(case.workflow_json, case.id) if case.workflow_json else None
@@ -222,9 +230,14 @@ def read_task(task_id: int, user: User) -> TaskRecord:
 
 
 # Built once: building the statement on every action cost as much as running it.
+# The version's identity comes along, so a completion need not read it on its own; kept
+# for the case's next step (_advance takes it once).
+_version_identities: WeakKeyDictionary[Case, tuple] = WeakKeyDictionary()
 _TASK_AND_CASE = (
-    db.select(TaskRecord, Case)
-    .join(Case, Case.id == TaskRecord.case_id)
+    with_version_identity(
+        db.select(TaskRecord, Case, *VERSION_IDENTITY).join(Case, Case.id == TaskRecord.case_id),
+        Case.process_version_id,
+    )
     .where(TaskRecord.id == bindparam("task_id"))
     .execution_options(populate_existing=True)
 )
@@ -242,7 +255,8 @@ def task_to_change(task_id: int, user: User) -> TaskRecord:
     found = db.session.execute(_TASK_AND_CASE, {"task_id": task_id}).first()
     if found is None:
         raise NotFound(f"no task {task_id}")
-    row, case = found
+    row, case, *identity = found
+    _version_identities[case] = (case.process_version_id, tuple(identity))
     db.session.expire(row, ["assignee", "completed_by"])  # follow the fresh ids when read
     # The task's `case` is this statement's row: a lazy load would read the case again,
     # later than the task, and reopen the race.

@@ -16,7 +16,7 @@ from threading import Lock
 
 from flask import current_app
 from lxml import etree
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 
 from casemgr.engine import clock
 from casemgr.engine.specs import (
@@ -55,11 +55,9 @@ class PinnedVersion:
 # diagram. A version's decision tables are pinned with it when it is published.
 _versions = ProcessVersion.__table__
 _types = CaseType.__table__
-_VERSION_IDENTITY = (
-    select(_versions.c.sha256, _versions.c.published_at, _types.c.key, _types.c.name)
-    .join(_types, _types.c.id == _versions.c.case_type_id)
-    .where(_versions.c.id == bindparam("version_id"))
-)
+# What names a version's content (with its id) and the names of its case type: selected
+# beside a case (see with_version_identity) or read on their own.
+VERSION_IDENTITY = (_versions.c.sha256, _versions.c.published_at, _types.c.key, _types.c.name)
 _VERSION_CONTENT = select(_versions.c.process_id, _versions.c.bpmn_xml, _versions.c.dmn_xml).where(
     _versions.c.id == bindparam("version_id")
 )
@@ -68,11 +66,28 @@ _pinned_lock = Lock()
 PINNED_LIMIT = 512
 
 
-def pinned_version(version_id: int) -> PinnedVersion:
-    """The version a case runs, from the cache after its first use in this process."""
+def with_version_identity(query: Select, version_id_column) -> Select:
+    """``query`` joined to the version and case type whose identity it selects."""
+    return query.join(_versions, _versions.c.id == version_id_column).join(
+        _types, _types.c.id == _versions.c.case_type_id
+    )
+
+
+_VERSION_IDENTITY = (
+    select(*VERSION_IDENTITY)
+    .join(_types, _types.c.id == _versions.c.case_type_id)
+    .where(_versions.c.id == bindparam("version_id"))
+)
+
+
+def pinned_version(version_id: int, identity: tuple | None = None) -> PinnedVersion:
+    """The version a case runs, from the cache after its first use in this process.
+
+    ``identity``: the VERSION_IDENTITY values, when the caller read them with the case."""
     params = {"version_id": version_id}
-    with db.session.no_autoflush:  # what the step changed so far has no bearing on a version
-        identity = db.session.execute(_VERSION_IDENTITY, params).one()
+    if identity is None:
+        with db.session.no_autoflush:  # what the step changed so far has no bearing on it
+            identity = tuple(db.session.execute(_VERSION_IDENTITY, params).one())
     sha256, published_at, type_key, type_name = identity
     key = (version_id, sha256, published_at)
     with _pinned_lock:
