@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 
 from casemgr.extensions import db
-from casemgr.models import Case, CaseEvent, TaskRecord
+from casemgr.models import Case, CaseEvent, TaskRecord, User
 from casemgr.web.api.case_document import case_header
 from casemgr.web.api.serializers import iso, task_summary
 from tests.credit_data import INTAKE, review
@@ -118,6 +118,24 @@ def test_a_closed_task_written_again_keeps_its_json_true(app, api):
         assert json.loads(closed.closed_json)["title"] == "Renamed by an admin"
     served = api.as_("spec").get(f"/api/v1/cases/{body['id']}").get_json()
     assert served["tasks"][0]["title"] == "Renamed by an admin"
+
+
+def test_a_closed_tasks_json_names_who_its_ids_name(app, api):
+    """The ids are the truth: a relationship read before they changed is stale."""
+    body = _case_in_review(api)
+    open_id = body["tasks"][1]["id"]
+    with app.app_context():
+        row = db.session.get(TaskRecord, open_id)
+        assert row.assignee is None and row.completed_by is None  # loaded, then stale
+        # Not loaded into the session: the name is read by the flush hook's own query.
+        manager_id = db.session.execute(db.select(User.id).filter_by(username="mgr")).scalar()
+        row.assignee_id = row.completed_by_id = manager_id
+        row.state, row.completed_at = "completed", datetime.now(UTC)
+        db.session.commit()
+        stored = json.loads(row.closed_json)
+    assert (stored["assignee"], stored["completed_by"]) == ("mgr", "mgr")
+    served = api.as_("spec").get(f"/api/v1/cases/{body['id']}").get_json()
+    assert served["tasks"][1]["completed_by"] == "mgr"
 
 
 def test_the_timeline_and_tasks_come_oldest_first(api):

@@ -416,11 +416,13 @@ def complete_task(task_id: int, data: dict | None, user: User) -> Case:
         task.run()
         return wf
 
+    # The ids, not the relationships: the unit of work then has no references to follow
+    # (~0.1 ms of a completion); the relationships load from the ids when read.
     if claimed_now:
-        row.assignee = user
+        row.assignee_id = user.id
         ctx.record("task_claimed", task=row.name, title=row.title)
     row.state = "completed"
-    row.completed_by = user
+    row.completed_by_id = user.id
     row.completed_at = now
     ctx.record(
         "task_completed", task=row.name, title=row.title, task_id=row.id, data=jsonable(clean)

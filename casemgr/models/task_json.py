@@ -58,15 +58,16 @@ def _keep_closed_summary(_mapper, connection, row: TaskRecord) -> None:
 
 
 def _username(row: TaskRecord, relation: str, user_id: int | None, connection) -> str | None:
-    """The name behind a user reference, without a lazy load inside the flush: the object
-    the step set, else the session's copy of the user, else one small query."""
-    state = inspect(row)
-    if relation in state.dict:  # set by the step (or loaded): it wins over a stale id
-        user = state.dict[relation]
-        return user.username if user is not None else None
+    """The name behind a user reference, without a lazy load inside the flush. The id is
+    the truth (a relationship loaded before the id changed is stale): the object the row
+    holds when it is that user, else the session's copy, else one small query."""
     if user_id is None:
         return None
-    held = state.session.identity_map.get(identity_key(User, user_id)) if state.session else None
+    state = inspect(row)
+    held = state.dict.get(relation)
+    if held is None or held.id != user_id:
+        key = identity_key(User, user_id)
+        held = state.session.identity_map.get(key) if state.session is not None else None
     if held is not None and "username" in inspect(held).dict:
         return held.username
     users = User.__table__
