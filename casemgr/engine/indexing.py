@@ -96,8 +96,9 @@ def _open_rows(case_id: int) -> dict[str, TaskRecord]:
         if missing:
             query = db.select(TaskRecord).where(TaskRecord.id.in_(missing))
             held.update({row.id: row for row in db.session.execute(query).scalars()})
-    rows = (held[i] for i in ids)
-    return {row.spiff_id: row for row in rows if row.state == "open"}
+        # Inside the block too: a held row expired by an earlier commit reloads as it is read.
+        rows = [held[i] for i in ids]
+        return {row.spiff_id: row for row in rows if row.state == "open"}
 
 
 def _sync_tasks(
