@@ -31,11 +31,11 @@ from urllib.parse import urlencode
 
 from SpiffWorkflow import TaskState
 
+from bench.raw import library_load, library_state
 from casemgr import create_app
 from casemgr.accounts import create_user, issue_token
 from casemgr.engine import cases as engine
 from casemgr.engine.inbox import inbox, parse_params
-from casemgr.engine.workflows import load
 from casemgr.extensions import db
 from casemgr.models import Case, CaseType, TaskRecord, User
 from casemgr.setup import init_database
@@ -224,11 +224,11 @@ def raw_reference(app) -> float:
     with app.app_context():
         me = db.session.execute(db.select(User).filter_by(username="me")).scalar_one()
         case = engine.start_case("credit_application", {"legal_name": "Bench Ltd"}, me)
-        text = case.workflow_json
+        text = library_state(case)
         samples = []
         for _ in range(REPEAT):
             start = time.perf_counter()
-            load(text).get_tasks(state=TaskState.READY, manual=True)
+            library_load(text).get_tasks(state=TaskState.READY, manual=True)
             samples.append(time.perf_counter() - start)
         return statistics.median(samples) * 1000
 

@@ -329,13 +329,14 @@ def _median_ms(samples: list[float]) -> float:
 
 def raw_costs(app, repeat: int = 30) -> dict[str, float]:
     """SpiffWorkflow alone, parse-free, on the same diagram and data (median ms)."""
+    from bench.raw import library_load, library_state
     from bench.start_throughput import raw_start
     from casemgr import forms
     from casemgr.accounts import find_user
     from casemgr.engine import cases as engine
     from casemgr.engine.serialization import serializer
     from casemgr.engine.step import StepContext, current_step
-    from casemgr.engine.workflows import load, ready_human_tasks
+    from casemgr.engine.workflows import ready_human_tasks
     from casemgr.extensions import db
     from casemgr.models import TaskRecord
 
@@ -355,13 +356,13 @@ def raw_costs(app, repeat: int = 30) -> dict[str, float]:
                 forms.get_form_class(row.form_key), data, context=case.data
             )
             assert not errors, errors
-            text, spiff_id = case.workflow_json, row.spiff_id
+            text, spiff_id = library_state(case), row.spiff_id
             samples = []
             for _ in range(repeat):
                 token = current_step.set(StepContext(case, user))
                 try:
                     started = time.perf_counter()
-                    wf = load(text)
+                    wf = library_load(text)
                     task = next(t for t in ready_human_tasks(wf) if str(t.id) == spiff_id)
                     task.data.update(clean)
                     task.run()
@@ -377,7 +378,7 @@ def raw_costs(app, repeat: int = 30) -> dict[str, float]:
         samples = []
         for _ in range(repeat):
             started = time.perf_counter()
-            ready_human_tasks(load(text))  # the case as it waited for its approval
+            ready_human_tasks(library_load(text))  # the case as it waited for its approval
             samples.append(time.perf_counter() - started)
         costs["one case's ready tasks"] = _median_ms(samples)
         db.session.remove()

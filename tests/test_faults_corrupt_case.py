@@ -40,11 +40,19 @@ def _no_tree(blob: str) -> str:
     return json.dumps(state)
 
 
+def _unknown_process(blob: str) -> str:
+    """The state names a process its version does not define (specs are stored by name)."""
+    state = json.loads(blob)
+    state["spec"]["pinned"] = "no_such_process"
+    return json.dumps(state)
+
+
 DAMAGE = {
     "not json": _not_json,
     "wrong shape": _wrong_shape,
     "unknown spec": _unknown_spec,
     "no task tree": _no_tree,
+    "unknown process": _unknown_process,
 }
 
 

@@ -323,13 +323,13 @@ def test_case_data_survives_a_save_and_load_of_the_workflow(ctx, data):
     parsed = parse_process(LOOP)
     wf = workflows.new_workflow(parsed, {**data, "count": 0, "rounds": 1})
     wf.do_engine_steps()
-    loaded = workflows.load(workflows.dump(wf))
+    loaded = workflows.load(workflows.dump(wf), parsed=parsed)
     [task] = workflows.ready_human_tasks(loaded)
     assert same({k: task.data[k] for k in data}, data)
     # And after the process has worked on it: a script ran, the case was stored again.
     task.run()
     loaded.do_engine_steps()
-    again = workflows.load(workflows.dump(loaded))
+    again = workflows.load(workflows.dump(loaded), parsed=parsed)
     assert again.is_completed()
     assert same({k: again.data[k] for k in data}, data)
 

@@ -29,6 +29,7 @@ from casemgr.engine.errors import (
 from casemgr.engine.indexing import sync_case
 from casemgr.engine.processes import (
     VERSION_IDENTITY,
+    PinnedVersion,
     parsed_for,
     pinned_version,
     with_version_identity,
@@ -94,12 +95,10 @@ def _advance(case: Case, actor: User | None, ctx: StepContext, act: Callable) ->
     """Load the workflow, act on it, run to the next wait state, index and save it."""
     if any(isinstance(obj, CaseEvent) for obj in db.session.new):
         db.session.flush()  # events added before the step keep their place before its own
-    known = _version_identities.pop(case, None)
-    identity = known[1] if known and known[0] == case.process_version_id else None
-    version = pinned_version(case.process_version_id, identity)
+    version = _pinned_of(case)
     token = current_step.set(ctx)
     try:
-        wf = load(case.workflow_json, case.id) if case.workflow_json else None
+        wf = load(case.workflow_json, case.id, version.parsed) if case.workflow_json else None
         wf = act(wf, version.parsed) or wf
         wf.do_engine_steps()
         sync_case(case, wf, version, ctx)
@@ -109,6 +108,13 @@ def _advance(case: Case, actor: User | None, ctx: StepContext, act: Callable) ->
     finally:
         current_step.reset(token)
     _write_events(case, ctx)
+
+
+def _pinned_of(case: Case) -> PinnedVersion:
+    """The case's version, with the identity task_to_change read along with the case."""
+    known = _version_identities.pop(case, None)
+    identity = known[1] if known and known[0] == case.process_version_id else None
+    return pinned_version(case.process_version_id, identity)
 
 
 def _engine_failure(exc: SpiffWorkflowException) -> str:
@@ -454,7 +460,7 @@ def _refuse_damaged(case: Case) -> None:
         if CorruptCaseState.is_flag(case.broken):
             raise CorruptCaseState(case.broken[len(CorruptCaseState.FLAG_PREFIX) :], case.id)
         if case.workflow_json:
-            load(case.workflow_json, case.id)
+            load(case.workflow_json, case.id, _pinned_of(case).parsed)
     except CorruptCaseState as exc:
         db.session.rollback()
         _flag_broken(case.id, exc.flag_message)

@@ -12,7 +12,7 @@ from collections import Counter
 
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from casemgr.engine.workflows import load, ready_human_tasks
+from casemgr.engine.workflows import load_case, ready_human_tasks
 from casemgr.extensions import db
 from casemgr.models import Case, CaseEvent, TaskRecord
 
@@ -41,7 +41,7 @@ def check_cases(case_ids: list[int]) -> list[str]:
 
 def _index_against_workflow(case: Case, rows: list[TaskRecord]) -> list[str]:
     try:
-        wf = load(case.workflow_json)
+        wf = load_case(case)
     except (SpiffWorkflowException, ValueError, KeyError, TypeError) as exc:
         return [f"the workflow cannot be loaded: {exc}"]
     problems = []

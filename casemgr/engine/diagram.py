@@ -29,7 +29,7 @@ from SpiffWorkflow import TaskState
 from casemgr.engine.errors import CorruptCaseState
 from casemgr.engine.processes import parsed_for
 from casemgr.engine.specs import DiagramError, checked_xml
-from casemgr.engine.workflows import load, timer_due_at, waiting_timers
+from casemgr.engine.workflows import load_case, timer_due_at, waiting_timers
 from casemgr.models import Case, ProcessVersion
 
 BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
@@ -66,7 +66,7 @@ def workflow_marks(case: Case) -> WorkflowMarks:
     if not case.workflow_json:
         return WorkflowMarks(failed=failed, loaded=False)
     try:
-        wf = load(case.workflow_json, case.id)
+        wf = load_case(case)
     except CorruptCaseState as exc:  # flagged when someone acts on it; show the rest
         current_app.logger.warning("case %s: no diagram marks: %s", case.id, exc.reason)
         return WorkflowMarks(failed=failed, loaded=False)

@@ -67,7 +67,7 @@ from casemgr.engine.validation import (
     validate_bpmn,
     validate_dmn,
 )
-from casemgr.engine.workflows import dump, load
+from casemgr.engine.workflows import dump, load, load_case
 from casemgr.extensions import db
 from casemgr.models import (
     Case,
@@ -715,7 +715,7 @@ def check_migration(case: Case, target: ProcessVersion) -> MigrationCheck:
         check.reason = "the case is flagged as broken; repair it first"
         return check
     try:
-        wf = load(case.workflow_json)
+        wf = load_case(case)
         parsed = parsed_for(target)
     except (DiagramError, SpiffWorkflowException, KeyError, ValueError, TypeError) as exc:
         check.reason = f"its workflow could not be read: {exc}"
@@ -805,13 +805,13 @@ def migrate_case(case: Case, target: ProcessVersion, user: User | None) -> Migra
     parsed = parsed_for(target)
     before = case.process_version.version
     try:
-        wf = load(case.workflow_json)
+        wf = load_case(case)
         for workflow, spec_name in _workflows(wf):
             _repoint(workflow, _target_spec(parsed, spec_name))
         wf.spec = parsed.spec
         wf.subprocess_specs = parsed.subprocess_specs
         text = dump(wf)
-        load(text)  # what is saved must load again, or nothing is saved
+        load(text, case.id, parsed)  # what is saved must load again, or nothing is saved
     except (SpiffWorkflowException, KeyError, ValueError, TypeError, AttributeError) as exc:
         db.session.rollback()
         check.safe, check.reason = False, f"could not be moved: {exc}"

@@ -10,6 +10,7 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from casemgr.models.users import ROLES
@@ -120,6 +121,7 @@ def _parse(bpmn_xml: str, dmn_xmls: list[str], process_id: str | None) -> Parsed
         raise
     except (etree.XMLSyntaxError, ValueError, KeyError, AttributeError, TypeError) as exc:
         raise DiagramError(f"the diagram could not be read: {exc}") from None
+    _wire_loops(spec, subprocess_specs)
     return ParsedProcess(
         process_id=chosen,
         name=spec.description or chosen,
@@ -128,6 +130,23 @@ def _parse(bpmn_xml: str, dmn_xmls: list[str], process_id: str | None) -> Parsed
         start_form=_start_form(spec),
         human_tasks=_human_tasks(spec, subprocess_specs),
     )
+
+
+def _wire_loops(spec, subprocess_specs: dict) -> None:
+    """Connect each loop or multi-instance task to the completion of its instances, as the
+    library's deserializer does for a spec it restores. A parsed spec gets that connection
+    only when a workflow creates an instance; a case stored mid-loop and loaded with a
+    parsed spec (casemgr stores no spec with a case: casemgr.engine.serialization) would
+    otherwise never hear that its instances finished, and wait for ever."""
+    for process in (spec, *subprocess_specs.values()):
+        for task_spec in process.task_specs.values():
+            if not isinstance(task_spec, LoopTask):
+                continue
+            instance = process.task_specs.get(task_spec.task_spec)
+            if instance is not None and not instance.completed_event.is_connected(
+                task_spec.merge_child
+            ):
+                instance.completed_event.connect(task_spec.merge_child)
 
 
 def _lxml(text: str):

@@ -14,8 +14,9 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 
 from casemgr.engine.compaction import compact
 from casemgr.engine.errors import CorruptCaseState
+from casemgr.engine.processes import pinned_version
 from casemgr.engine.scripts import ScriptEngine
-from casemgr.engine.serialization import serializer
+from casemgr.engine.serialization import specs_of, storage
 from casemgr.engine.specs import ParsedProcess
 
 
@@ -30,10 +31,16 @@ def new_workflow(parsed: ParsedProcess, data: dict) -> BpmnWorkflow:
     return wf
 
 
-def load(workflow_json: str, case_id: int | None = None) -> BpmnWorkflow:
-    """The one place a stored workflow is read: any damage becomes CorruptCaseState."""
+def load(
+    workflow_json: str, case_id: int | None = None, parsed: ParsedProcess | None = None
+) -> BpmnWorkflow:
+    """The one place a stored workflow is read: any damage becomes CorruptCaseState.
+
+    ``parsed``: the case's version, whose specs the stored state names (casemgr stores no
+    spec with a case; a state stored whole, by an earlier release, needs none)."""
     try:
-        wf = serializer.deserialize_json(workflow_json)
+        with specs_of(parsed):
+            wf = storage.deserialize_json(workflow_json)
         if not isinstance(wf, BpmnWorkflow):
             raise TypeError(f"the stored state is a {type(wf).__name__}, not a workflow")
         _check_structure(wf)
@@ -44,6 +51,11 @@ def load(workflow_json: str, case_id: int | None = None) -> BpmnWorkflow:
     # A deserialized workflow comes back with the default, unrestricted engine.
     wf.script_engine = script_engine()
     return wf
+
+
+def load_case(case) -> BpmnWorkflow:
+    """A case's stored workflow, read with the specs of the version it runs."""
+    return load(case.workflow_json, case.id, pinned_version(case.process_version_id).parsed)
 
 
 def _check_structure(wf: BpmnWorkflow) -> None:
@@ -59,8 +71,9 @@ def _check_structure(wf: BpmnWorkflow) -> None:
 
 
 def dump(wf: BpmnWorkflow) -> str:
+    """The state to store: compacted, its specs named rather than written out."""
     compact(wf)
-    return serializer.serialize_json(wf)
+    return storage.serialize_json(wf)
 
 
 def ready_human_tasks(wf: BpmnWorkflow) -> list:

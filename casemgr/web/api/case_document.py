@@ -30,16 +30,20 @@ def wants_minimal() -> bool:
 def case_response(case: Case | int, status: int = 200) -> Response:
     """The case document as a response, minimal when the client prefers it.
 
-    One statement reads the case's fields and has the database build the tasks and the
-    timeline as one JSON text each, spliced in unparsed: no row, date or JSON detail passes
+    The database reads the case's fields and builds the tasks and the timeline as one JSON
+    text each (two statements), spliced in unparsed: no row, date or JSON detail passes
     through Python, so a long case's answer costs little more than a new one's.
     """
     case_id = case if isinstance(case, int) else case_id_of(case)
     minimal = wants_minimal()
-    statement = _document(db.session.get_bind().dialect.name, minimal)
-    row = db.session.execute(statement, {"case_id": case_id}).one()
+    dialect = db.session.get_bind().dialect.name
+    params = {"case_id": case_id}
+    row = db.session.execute(_document(dialect, minimal), params).one()
+    arrays = [f'"tasks":{row.tasks}']
+    if not minimal:
+        events = db.session.execute(json_sql.events_statement(dialect), params).scalar_one()
+        arrays.append(f'"events":{events}')
     text = current_app.json.dumps(_header(row))
-    arrays = [f'"tasks":{row.tasks}'] + ([] if minimal else [f'"events":{row.events}'])
     text = text[:-1] + "," + ",".join(arrays) + "}"
     response = current_app.response_class(text + "\n", status=status, mimetype="application/json")
     if minimal:
@@ -89,10 +93,10 @@ _HEADER = _of_the_case(select(*_HEADER_COLUMNS))
 
 @cache
 def _document(dialect: str, minimal: bool) -> Select:
-    """The whole document in one round trip; built once per shape (building it costs more
-    than running it)."""
-    arrays = json_sql.array_columns(dialect, open_only=minimal, events=not minimal)
-    return _of_the_case(select(*_HEADER_COLUMNS, *arrays))
+    """The case's fields and its tasks in one round trip (the timeline is a second); built
+    once per shape (building it costs more than running it)."""
+    tasks = json_sql.tasks_column(dialect, open_only=minimal)
+    return _of_the_case(select(*_HEADER_COLUMNS, tasks))
 
 
 def case_header(case_id: int) -> dict:
