@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from flask import current_app
@@ -18,6 +19,9 @@ from casemgr.engine.processes import pinned_version
 from casemgr.engine.scripts import ScriptEngine
 from casemgr.engine.serialization import specs_of, storage
 from casemgr.engine.specs import ParsedProcess
+
+if TYPE_CHECKING:
+    from casemgr.models import Case
 
 
 def script_engine() -> ScriptEngine:
@@ -53,7 +57,7 @@ def load(
     return wf
 
 
-def load_case(case) -> BpmnWorkflow:
+def load_case(case: Case) -> BpmnWorkflow:
     """A case's stored workflow, read with the specs of the version it runs."""
     return load(case.workflow_json, case.id, pinned_version(case.process_version_id).parsed)
 
