@@ -78,9 +78,34 @@ def run_migrations_online():
     conf_args.setdefault("include_object", include_object)
 
     with get_engine().connect() as connection:
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
-        with context.begin_transaction():
-            context.run_migrations()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            _foreign_keys(connection, on=False)
+        try:
+            context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    _check_foreign_keys(connection)
+        finally:
+            if sqlite:
+                _foreign_keys(connection, on=True)
+
+
+def _foreign_keys(connection, on: bool) -> None:
+    """SQLite alters a table by copying it to a new one and dropping the old (batch mode).
+    With foreign keys enforced, that DROP deletes the rows of every table that references
+    the old one ON DELETE CASCADE (every user's roles, tokens and notices when `users` is
+    altered) or fails outright. So they are off while migrating (the pragma has no effect
+    inside a transaction: it is set before one begins) and checked before the commit."""
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    connection.commit()
+
+
+def _check_foreign_keys(connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration left rows with broken references: {broken[:5]}")
 
 
 if context.is_offline_mode():

@@ -11,11 +11,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from casemgr import create_app
+from casemgr.accounts import create_user, find_user, issue_token
+from casemgr.engine.cases import start_case
 from casemgr.extensions import db
+from casemgr.models import Notification, SavedView
+from casemgr.notify.prefs import Choice, save_choices
 from casemgr.setup import MIGRATIONS_DIR, init_database
+from tests.credit_data import INTAKE
 
 
 def migrated_app(path, **config):
@@ -99,3 +104,46 @@ def test_the_migrations_go_down_to_nothing_and_up_again(migrated):
     assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
     init_database()
     assert schema_differences() == []
+
+
+ROWS_IN_USE = (
+    "users",
+    "user_roles",
+    "api_tokens",
+    "notifications",
+    "notification_preferences",
+    "saved_views",
+    "cases",
+    "tasks",
+    "case_events",
+)
+
+
+def _row_counts() -> dict[str, int]:
+    with db.engine.connect() as conn:
+        return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in ROWS_IN_USE}
+
+
+def test_migrating_a_database_in_use_keeps_every_row(migrated):
+    """SQLite alters a table by rebuilding it; with foreign keys on, dropping the old users
+    table deleted every user's roles, tokens, notices, preferences and saved views (found
+    upgrading a demo database through the login-lockout revision)."""
+    spec = create_user("spec", ["ar_specialist", "sales_rep"], "a-long-password-1")
+    issue_token(spec)
+    save_choices(spec.id, {"task": Choice(in_app=True, email="now")})
+    db.session.add(SavedView(name="mine", owner_id=spec.id, params={"q": "x"}))
+    db.session.commit()
+    case = start_case("credit_application", dict(INTAKE), spec)
+    db.session.add(Notification(user_id=spec.id, kind="task", message="hello", case_id=case.id))
+    db.session.commit()
+    before = _row_counts()
+    assert all(before.values()), before
+    db.session.remove()
+    first_release = ScriptDirectory(str(MIGRATIONS_DIR)).get_base()
+    downgrade(directory=str(MIGRATIONS_DIR), revision=first_release)
+    assert _row_counts() == before
+    init_database()  # and up again, through every revision
+    assert _row_counts() == before
+    assert find_user("spec").role_keys == {"ar_specialist", "sales_rep"}
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1  # on again after
