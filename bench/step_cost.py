@@ -17,13 +17,14 @@ from pathlib import Path
 
 from SpiffWorkflow import TaskState
 
+from bench.raw import library_load
 from casemgr import create_app
 from casemgr.accounts import create_user, issue_token
 from casemgr.engine import cases as engine
 from casemgr.engine.processes import publish
 from casemgr.engine.serialization import serializer
 from casemgr.engine.specs import parse_process
-from casemgr.engine.workflows import new_workflow, script_engine
+from casemgr.engine.workflows import new_workflow
 from casemgr.extensions import db
 from casemgr.models import TaskRecord, User
 from casemgr.setup import init_database
@@ -70,8 +71,7 @@ def raw_costs(app) -> dict[int, float]:
             began = time.perf_counter()
             while len(samples) < REPEAT * CASES or time.perf_counter() - began < RAW_SECONDS:
                 start = time.perf_counter()
-                w = serializer.deserialize_json(text)
-                w.script_engine = script_engine()
+                w = library_load(text)
                 w.get_tasks(state=TaskState.READY, manual=True)[0].run()
                 w.do_engine_steps()
                 serializer.serialize_json(w)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from casemgr.extensions import db
 from casemgr.models import Case, CaseEvent, TaskRecord, User
-from casemgr.web.api.case_document import case_header
+from casemgr.models.task_json import money
 from casemgr.web.api.serializers import iso, task_summary
 from tests.credit_data import INTAKE, review
 
@@ -40,7 +40,22 @@ def _python_document(app, case_id: int) -> dict:
             for e in case.events
         ]
         document = {
-            **case_header(case_id),
+            "id": case.id,
+            "case_type": case.case_type.key,
+            "case_type_name": case.case_type.name,
+            "version": case.process_version.version,
+            "status": case.status,
+            "outcome": case.outcome,
+            "title": case.title,
+            "customer_number": case.customer_number,
+            "customer_name": case.customer_name,
+            "amount": money(case.amount),
+            "started_by": case.started_by.username if case.started_by else None,
+            "created_at": iso(case.created_at),
+            "updated_at": iso(case.updated_at),
+            "completed_at": iso(case.completed_at),
+            "broken": case.broken,
+            "data": case.data or {},
             "tasks": [task_summary(t) for t in case.tasks],
             "events": events,
         }

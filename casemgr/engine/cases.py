@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from weakref import WeakKeyDictionary
 
 from flask import current_app
 from SpiffWorkflow import TaskState
@@ -29,13 +28,13 @@ from casemgr.engine.errors import (
 from casemgr.engine.indexing import sync_case
 from casemgr.engine.processes import (
     VERSION_IDENTITY,
-    PinnedVersion,
+    case_version,
     parsed_for,
-    pinned_version,
+    remember_version_identity,
     with_version_identity,
 )
 from casemgr.engine.step import StepContext, current_step
-from casemgr.engine.workflows import dump, find_task, jsonable, load, new_workflow
+from casemgr.engine.workflows import dump, find_task, jsonable, load, load_case, new_workflow
 from casemgr.extensions import db
 from casemgr.models import Case, CaseEvent, CaseType, TaskRecord, User
 
@@ -95,7 +94,7 @@ def _advance(case: Case, actor: User | None, ctx: StepContext, act: Callable) ->
     """Load the workflow, act on it, run to the next wait state, index and save it."""
     if any(isinstance(obj, CaseEvent) for obj in db.session.new):
         db.session.flush()  # events added before the step keep their place before its own
-    version = _pinned_of(case)
+    version = case_version(case)
     token = current_step.set(ctx)
     try:
         wf = load(case.workflow_json, case.id, version.parsed) if case.workflow_json else None
@@ -108,13 +107,6 @@ def _advance(case: Case, actor: User | None, ctx: StepContext, act: Callable) ->
     finally:
         current_step.reset(token)
     _write_events(case, ctx)
-
-
-def _pinned_of(case: Case) -> PinnedVersion:
-    """The case's version, with the identity task_to_change read along with the case."""
-    known = _version_identities.pop(case, None)
-    identity = known[1] if known and known[0] == case.process_version_id else None
-    return pinned_version(case.process_version_id, identity)
 
 
 def _engine_failure(exc: SpiffWorkflowException) -> str:
@@ -235,10 +227,8 @@ def read_task(task_id: int, user: User) -> TaskRecord:
     return row
 
 
-# Built once: building the statement on every action cost as much as running it.
-# The version's identity comes along, so a completion need not read it on its own; kept
-# for the case's next step (_advance takes it once).
-_version_identities: WeakKeyDictionary[Case, tuple] = WeakKeyDictionary()
+# Built once: building the statement on every action cost as much as running it. The
+# version's identity comes along, so the step that follows need not read it on its own.
 _TASK_AND_CASE = (
     with_version_identity(
         db.select(TaskRecord, Case, *VERSION_IDENTITY).join(Case, Case.id == TaskRecord.case_id),
@@ -262,7 +252,7 @@ def task_to_change(task_id: int, user: User) -> TaskRecord:
     if found is None:
         raise NotFound(f"no task {task_id}")
     row, case, *identity = found
-    _version_identities[case] = (case.process_version_id, tuple(identity))
+    remember_version_identity(case, identity)
     db.session.expire(row, ["assignee", "completed_by"])  # follow the fresh ids when read
     # The task's `case` is this statement's row: a lazy load would read the case again,
     # later than the task, and reopen the race.
@@ -460,7 +450,7 @@ def _refuse_damaged(case: Case) -> None:
         if CorruptCaseState.is_flag(case.broken):
             raise CorruptCaseState(case.broken[len(CorruptCaseState.FLAG_PREFIX) :], case.id)
         if case.workflow_json:
-            load(case.workflow_json, case.id, _pinned_of(case).parsed)
+            load_case(case)
     except CorruptCaseState as exc:
         db.session.rollback()
         _flag_broken(case.id, exc.flag_message)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
+from weakref import WeakKeyDictionary
 
 from flask import current_app
 from lxml import etree
@@ -28,7 +29,7 @@ from casemgr.engine.specs import (
 )
 from casemgr.engine.validation import validate_bpmn
 from casemgr.extensions import db
-from casemgr.models import CaseType, DecisionVersion, ProcessVersion, User
+from casemgr.models import Case, CaseType, DecisionVersion, ProcessVersion, User
 
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,79}")
 _DMN_REF = re.compile(r"calledDecisionId>\s*([^<\s]+)\s*<")
@@ -78,6 +79,23 @@ _VERSION_IDENTITY = (
     .join(_types, _types.c.id == _versions.c.case_type_id)
     .where(_versions.c.id == bindparam("version_id"))
 )
+
+
+# Identities read along with a case (casemgr.engine.cases.task_to_change), taken by that
+# case's next load so it reads nothing more to find its version.
+_read_with_case: WeakKeyDictionary[Case, tuple] = WeakKeyDictionary()
+
+
+def remember_version_identity(case: Case, identity: tuple) -> None:
+    """``identity``: the VERSION_IDENTITY values of the case's version, read with the case."""
+    _read_with_case[case] = (case.process_version_id, tuple(identity))
+
+
+def case_version(case: Case) -> PinnedVersion:
+    """The version a case runs (its identity as read with the case, when it was)."""
+    known = _read_with_case.pop(case, None)
+    identity = known[1] if known and known[0] == case.process_version_id else None
+    return pinned_version(case.process_version_id, identity)
 
 
 def pinned_version(version_id: int, identity: tuple | None = None) -> PinnedVersion:

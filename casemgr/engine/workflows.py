@@ -15,7 +15,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 
 from casemgr.engine.compaction import compact
 from casemgr.engine.errors import CorruptCaseState
-from casemgr.engine.processes import pinned_version
+from casemgr.engine.processes import case_version
 from casemgr.engine.scripts import ScriptEngine
 from casemgr.engine.serialization import specs_of, storage
 from casemgr.engine.specs import ParsedProcess
@@ -59,7 +59,7 @@ def load(
 
 def load_case(case: Case) -> BpmnWorkflow:
     """A case's stored workflow, read with the specs of the version it runs."""
-    return load(case.workflow_json, case.id, pinned_version(case.process_version_id).parsed)
+    return load(case.workflow_json, case.id, case_version(case).parsed)
 
 
 def _check_structure(wf: BpmnWorkflow) -> None:

@@ -88,9 +88,6 @@ def _of_the_case(query: Select) -> Select:
     )
 
 
-_HEADER = _of_the_case(select(*_HEADER_COLUMNS))
-
-
 @cache
 def _document(dialect: str, minimal: bool) -> Select:
     """The case's fields and its tasks in one round trip (the timeline is a second); built
@@ -99,12 +96,8 @@ def _document(dialect: str, minimal: bool) -> Select:
     return _of_the_case(select(*_HEADER_COLUMNS, tasks))
 
 
-def case_header(case_id: int) -> dict:
-    """The case's own fields: everything in the document but its tasks and timeline."""
-    return _header(db.session.execute(_HEADER, {"case_id": case_id}).one())
-
-
 def _header(r) -> dict:
+    """The case's own fields: everything in the document but its tasks and timeline."""
     return {
         "id": r[0],
         "case_type": r[1],
